@@ -1,0 +1,90 @@
+"""Render a conversation with the model's own chat template (GGUF metadata).
+
+Message contents are user data, never markup: the template is rendered with a
+placeholder in place of each content, the template's own text is tokenized with
+special tokens parsed, and each content is tokenized as plain text. A user who
+types "<|im_end|>" gets those characters, not an end of turn.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from edge_collab.errors import SettingsError
+
+Tokenize = Callable[[bytes, bool], list[int]]  # (text, parse_special) -> ids
+
+ROLES = ("system", "user", "assistant")
+_PLACEHOLDER = "\ue000{}\ue001"  # private-use characters no real message contains
+_PLACEHOLDER_RE = re.compile("\ue000(\\d+)\ue001")
+
+
+def validate_messages(messages: Sequence[dict[str, str]]) -> None:
+    if not messages:
+        raise SettingsError("a conversation needs at least one message")
+    for index, message in enumerate(messages):
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise SettingsError(f"message {index}: role must be one of {', '.join(ROLES)}, not {role!r}")
+        if not isinstance(content, str):
+            raise SettingsError(f"message {index}: content must be a string")
+
+
+def _raise_template_error(message: str) -> None:
+    raise jinja2.TemplateError(message)
+
+
+def render_segments(
+    template: str | None, messages: Sequence[dict[str, str]], bos_text: str, eos_text: str
+) -> list[tuple[str, bool]]:
+    """The prompt as (text, is_markup) segments, markup first, ready for the reply."""
+    validate_messages(messages)
+    contents = [m["content"] for m in messages]
+    masked = [{"role": m["role"], "content": _PLACEHOLDER.format(i)} for i, m in enumerate(messages)]
+    if template:
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        try:
+            rendered = env.from_string(template).render(
+                messages=masked,
+                add_generation_prompt=True,
+                bos_token=bos_text,
+                eos_token=eos_text,
+                raise_exception=_raise_template_error,
+            )
+        except jinja2.TemplateError as error:
+            raise SettingsError(f"the model's chat template failed: {error}") from None
+    else:
+        # Base models without a template: a plain transcript they can continue.
+        lines = [f"{m['role'].capitalize()}: {m['content']}\n" for m in masked]
+        rendered = "".join(lines) + "Assistant:"
+    segments: list[tuple[str, bool]] = []
+    position = 0
+    for match in _PLACEHOLDER_RE.finditer(rendered):
+        segments.append((rendered[position : match.start()], True))
+        segments.append((contents[int(match.group(1))], False))
+        position = match.end()
+    segments.append((rendered[position:], True))
+    return [(text, markup) for text, markup in segments if text]
+
+
+def chat_tokens(
+    template: str | None,
+    messages: Sequence[dict[str, str]],
+    tokenize: Tokenize,
+    *,
+    bos_text: str,
+    eos_text: str,
+    bos_token: int | None,
+) -> list[int]:
+    """Token ids of the conversation; BOS is added when the model wants one and
+    the template did not write it."""
+    tokens: list[int] = []
+    for text, is_markup in render_segments(template, messages, bos_text, eos_text):
+        tokens.extend(tokenize(text.encode("utf-8"), is_markup))
+    if bos_token is not None and (not tokens or tokens[0] != bos_token):
+        tokens.insert(0, bos_token)
+    return tokens

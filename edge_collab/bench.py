@@ -1,0 +1,125 @@
+"""Side-by-side benchmark: student alone, mentor alone and collab on the same
+prompts in one process, so ratios are measured under the same conditions."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from edge_collab.engine.generation import GenerationResult
+from edge_collab.pair import CollabPair
+
+BENCH_PROMPTS = (
+    "A shop sells pencils at 3 for $1. How much do 27 pencils cost? Think step by step.",
+    "Write a Python function that returns the n-th Fibonacci number iteratively, and explain it briefly.",
+    "Tom is twice as old as Ann. In 5 years their ages will add up to 40. How old is Ann now? Explain.",
+    "Why does ice float on water? Answer in a short paragraph.",
+)
+
+
+@dataclass
+class ModeTotals:
+    mode: str
+    answers: int = 0
+    tokens: int = 0
+    mentor_tokens: int = 0
+    wall_s: float = 0.0
+    student_s: float = 0.0
+    mentor_s: float = 0.0
+    student_eval_tokens: int = 0
+    student_ideal_tokens: int = 0  # prompt + every token the student wrote or adopted
+    mentor_decode_tokens: int = 0
+    mentor_prefill_tokens: int = 0
+    reevaluated_tokens: int = 0
+    probes: int = 0
+    adoptions: int = 0
+    stop_reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: GenerationResult) -> None:
+        s = result.stats
+        self.answers += 1
+        self.tokens += s.tokens_total
+        self.mentor_tokens += s.tokens_mentor
+        self.wall_s += s.wall_s
+        self.student_s += s.student_s
+        self.mentor_s += s.mentor_s
+        self.student_eval_tokens += s.student_eval_tokens
+        if s.mode != "mentor":
+            self.student_ideal_tokens += s.prompt_tokens + s.student_decode_tokens + s.tokens_mentor
+        self.mentor_decode_tokens += s.mentor_decode_tokens
+        self.mentor_prefill_tokens += s.mentor_prefill_tokens
+        self.reevaluated_tokens += s.reevaluated_tokens
+        self.probes += s.probes
+        self.adoptions += s.adoptions
+        self.stop_reasons[s.stop_reason] = self.stop_reasons.get(s.stop_reason, 0) + 1
+
+    def report(self) -> dict[str, object]:
+        inside = self.student_s + self.mentor_s
+        return {
+            "mode": self.mode,
+            "answers": self.answers,
+            "tokens": self.tokens,
+            "tokens_per_s": self.tokens / self.wall_s if self.wall_s else 0.0,
+            "wall_s": self.wall_s,
+            "inside_models_s": inside,
+            "overhead_fraction": max(0.0, 1 - inside / self.wall_s) if self.wall_s else 0.0,
+            "mentor_share": self.mentor_tokens / self.tokens if self.tokens else 0.0,
+            "student_eval_tokens": self.student_eval_tokens,
+            "student_ideal_tokens": self.student_ideal_tokens,
+            "student_eval_vs_ideal": (
+                self.student_eval_tokens / self.student_ideal_tokens if self.student_ideal_tokens else None
+            ),
+            "reevaluated_tokens": self.reevaluated_tokens,
+            "mentor_decode_tokens": self.mentor_decode_tokens,
+            "mentor_prefill_tokens": self.mentor_prefill_tokens,
+            "probes": self.probes,
+            "adoptions": self.adoptions,
+            "stop_reasons": self.stop_reasons,
+        }
+
+
+def peak_rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def run_bench(
+    pair: CollabPair,
+    prompts: Sequence[str] = BENCH_PROMPTS,
+    *,
+    on_answer: Callable[[str, int, GenerationResult], None] = lambda *_: None,
+) -> dict[str, object]:
+    """Run every mode on every prompt with a cold cache each time (so evaluated
+    token counts compare with the ideal) and return the report."""
+    order = ("student", "mentor", "collab")
+    totals = {mode: ModeTotals(mode) for mode in order}
+    for index, prompt in enumerate(prompts):
+        for mode in order:
+            pair.student.truncate(0)
+            if mode != "student":
+                pair.mentor.truncate(0)
+            result = pair.generate(prompt, mode=mode)
+            totals[mode].add(result)
+            on_answer(mode, index, result)
+    reports = {mode: totals[mode].report() for mode in order}
+    student_speed = reports["student"]["tokens_per_s"]
+    collab_speed = reports["collab"]["tokens_per_s"]
+    assert isinstance(student_speed, float) and isinstance(collab_speed, float)
+    settings = pair.settings
+    return {
+        "student": pair.student.name,
+        "mentor": pair.mentor.name,
+        "settings": {
+            "probe_rate": settings.probe_rate,
+            "segment_tokens": settings.segment_tokens,
+            "max_new_tokens": settings.max_new_tokens,
+            "seed": settings.seed,
+            "verifier": pair.verifier_name,
+        },
+        "prompts": len(prompts),
+        "modes": reports,
+        "collab_vs_student_speed": collab_speed / student_speed if student_speed else None,
+        "peak_rss_mib": peak_rss_mib(),
+    }

@@ -1,0 +1,89 @@
+"""`edge-collab bench`: student alone, mentor alone and collab, side by side."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge_collab.bench import BENCH_PROMPTS, run_bench
+from edge_collab.cli.options import model_options, open_pair
+from edge_collab.engine.generation import GenerationResult
+from edge_collab.settings import GenerationSettings
+
+
+def _table(report: dict[str, Any]) -> str:
+    lines = [
+        "| mode | tokens/s | overhead | mentor share | student eval / ideal | re-evaluated "
+        "| mentor decode | mentor prefill | stops |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, r in report["modes"].items():
+        ratio = r["student_eval_vs_ideal"]
+        lines.append(
+            f"| {mode} | {r['tokens_per_s']:.1f} | {r['overhead_fraction']:.1%} | {r['mentor_share']:.1%} | "
+            f"{'-' if ratio is None else f'{ratio:.3f}'} | {r['reevaluated_tokens']} | {r['mentor_decode_tokens']} | "
+            f"{r['mentor_prefill_tokens']} | {', '.join(f'{k} {v}' for k, v in sorted(r['stop_reasons'].items()))} |"
+        )
+    lines.append("")
+    speed, memory = report["collab_vs_student_speed"], report["peak_rss_mib"]
+    lines.append(f"collab / student-alone tokens/s: {speed:.2f}; peak RSS {memory:.0f} MiB")
+    return "\n".join(lines)
+
+
+@click.command()
+@model_options
+@click.option(
+    "--max-tokens", type=click.IntRange(1, 100_000), default=256, show_default=True, help="Answer cap per prompt."
+)
+@click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=0.25, show_default=True)
+@click.option("--segment-tokens", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option(
+    "--prompts",
+    "prompt_count",
+    type=click.IntRange(1, len(BENCH_PROMPTS)),
+    default=len(BENCH_PROMPTS),
+    show_default=True,
+    help="How many of the fixed prompts to run.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default="bench.json",
+    show_default=True,
+    help="Where to write the JSON report.",
+)
+@click.pass_context
+def bench(
+    ctx: click.Context,
+    max_tokens: int,
+    probe_rate: float,
+    segment_tokens: int,
+    seed: int,
+    prompt_count: int,
+    as_json: bool,
+    out: str,
+    **options: Any,
+) -> None:
+    """Run student-alone, mentor-alone and collab on the same fixed prompts."""
+    settings = GenerationSettings(
+        probe_rate=probe_rate, segment_tokens=segment_tokens, max_new_tokens=max_tokens, seed=seed
+    )
+    prompts = BENCH_PROMPTS[:prompt_count]
+    with (
+        open_pair(ctx, options, settings) as pair,
+        click.progressbar(length=len(prompts) * 3, label="bench", show_eta=True, file=sys.stderr) as bar,
+    ):
+
+        def on_answer(mode: str, index: int, result: GenerationResult) -> None:
+            bar.update(1)
+
+        report = run_bench(pair, prompts, on_answer=on_answer)
+    Path(out).write_text(json.dumps(report, indent=2) + "\n")
+    click.echo(json.dumps(report, indent=2) if as_json else _table(report))
+    click.echo(f"report written to {out}", err=True)

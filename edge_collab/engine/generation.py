@@ -1,0 +1,258 @@
+"""One generation: the loop of METHOD.md, step by step.
+
+    propose  the writer decodes one word step
+    decide   the probe policy flips its coin
+    probe    the mentor scores the word (no decoding when it agrees)
+    consult  on a mismatch both write a lookahead segment from the split
+    verify   the verifier keeps one segment; the student carries on
+
+Modes "student" and "mentor" run the same loop with one model and no probes,
+so the three are comparable token for token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_collab.backends.base import BackendCounters, ModelBackend
+from edge_collab.engine.answer import Answer
+from edge_collab.engine.mentor_link import MentorLink, make_link
+from edge_collab.engine.pieces import Piece, Source
+from edge_collab.engine.sampling import TokenChooser
+from edge_collab.engine.stats import GenerationStats
+from edge_collab.engine.writer import ModelWriter
+from edge_collab.errors import ContextOverflowError, SettingsError
+from edge_collab.probing import RandomProbePolicy
+from edge_collab.settings import GenerationSettings
+from edge_collab.verifiers.base import Divergence, Verifier
+
+
+@dataclass
+class Prompts:
+    """The same request tokenized for each model (each applies its own template)."""
+
+    student: list[int]
+    mentor: list[int] | None = None
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    pieces: list[Piece]
+    stats: GenerationStats
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "text": self.text,
+            "pieces": [p.to_dict() for p in self.pieces],
+            "stats": self.stats.to_dict(),
+        }
+
+
+class Generation:
+    """A generation in progress: iterate for streamed pieces; once iteration
+    ends, `result` holds the text, all pieces and the statistics."""
+
+    def __init__(self, loop: _Loop):
+        self._loop = loop
+        self._steps = loop.steps()
+
+    def __iter__(self) -> Iterator[Piece]:
+        return self._steps
+
+    @property
+    def pieces(self) -> list[Piece]:
+        """Pieces emitted so far."""
+        return self._loop.pieces
+
+    @property
+    def result(self) -> GenerationResult | None:
+        return self._loop.result
+
+    def run(self) -> GenerationResult:
+        """Consume the rest of the stream and return the result."""
+        for _ in self._steps:
+            pass
+        assert self._loop.result is not None
+        return self._loop.result
+
+
+def start_generation(
+    student: ModelBackend,
+    mentor: ModelBackend | None,
+    verifier: Verifier | None,
+    settings: GenerationSettings,
+    prompts: Prompts,
+) -> Generation:
+    """Prepare a generation; nothing runs until it is iterated."""
+    if settings.mode != "student" and (mentor is None or prompts.mentor is None):
+        raise SettingsError(f"mode {settings.mode} needs a mentor")
+    if settings.mode == "collab" and verifier is None:
+        raise SettingsError("collab mode needs a verifier")
+    return Generation(_Loop(student, mentor, verifier, settings, prompts))
+
+
+class _Loop:
+    def __init__(
+        self,
+        student: ModelBackend,
+        mentor: ModelBackend | None,
+        verifier: Verifier | None,
+        settings: GenerationSettings,
+        prompts: Prompts,
+    ):
+        self.student, self.mentor, self.verifier = student, mentor, verifier
+        self.settings, self.prompts = settings, prompts
+        self.pieces: list[Piece] = []
+        self.result: GenerationResult | None = None
+        self.stats = GenerationStats(mode=settings.mode)
+        writer_seed, mentor_seed, probe_seed = np.random.SeedSequence(settings.seed).spawn(3)
+        self._rngs = {
+            "writer": np.random.default_rng(writer_seed),
+            "mentor": np.random.default_rng(mentor_seed),
+            "probe": np.random.default_rng(probe_seed),
+        }
+
+    def steps(self) -> Iterator[Piece]:
+        settings = self.settings
+        by_mentor = settings.mode == "mentor"
+        backend = self.mentor if by_mentor else self.student
+        prompt = self.prompts.mentor if by_mentor else self.prompts.student
+        assert backend is not None and prompt is not None
+        if len(prompt) >= backend.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {len(prompt)} tokens but {backend.name}'s context holds {backend.n_ctx}; "
+                "shorten it or raise --n-ctx"
+            )
+        started = time.perf_counter()
+        before = {m: m.counters.snapshot() for m in {self.student, self.mentor} if m is not None}
+        backend.discard_branch()
+        backend.reset_to(prompt)
+        answer = Answer(backend, len(prompt), settings.stop)
+        writer = ModelWriter(backend, TokenChooser(settings.temperature, self._rngs["writer"]))
+        source = Source.MENTOR if by_mentor else Source.STUDENT
+        link = self._link(answer) if settings.mode == "collab" and settings.probe_rate > 0 else None
+        self._mentor_active = link is not None
+        policy = RandomProbePolicy(settings.probe_rate, self._rngs["probe"])
+
+        stop_reason = None
+        try:
+            while stop_reason is None:
+                if len(answer) >= settings.max_new_tokens:
+                    stop_reason = "length"
+                    break
+                word_start = len(answer)
+                word = writer.word(settings.word_extra_tokens)
+                if word.ended:
+                    stop_reason = "eos"
+                    break
+                answer.label_new(source)
+                if self._mentor_active and policy.should_probe():
+                    assert link is not None
+                    if self._consult(link, answer, writer, word_start, word.tokens):
+                        stop_reason = "eos"
+                if len(answer) > settings.max_new_tokens:
+                    answer.trim_to(settings.max_new_tokens)
+                    stop_reason = "length"
+                stop_reason = answer.finish_step() or stop_reason
+                yield from self._emit(answer, final=False)
+        except ContextOverflowError:
+            stop_reason = "context"  # the answer filled the context: keep what was written
+            self.student.discard_branch()
+            answer.label_new(source)
+            answer.finish_step()
+        yield from self._emit(answer, final=True)
+
+        self._fill_stats(answer, writer, link, before, time.perf_counter() - started, stop_reason)
+        self.result = GenerationResult(answer.text, list(self.pieces), self.stats)
+
+    def _emit(self, answer: Answer, final: bool) -> Iterator[Piece]:
+        for piece in answer.emit(final=final):
+            self.pieces.append(piece)
+            yield piece
+
+    def _link(self, answer: Answer) -> MentorLink:
+        assert self.mentor is not None and self.prompts.mentor is not None
+        mentor_writer = ModelWriter(self.mentor, TokenChooser(self.settings.temperature, self._rngs["mentor"]))
+        return make_link(self.student, self.mentor, mentor_writer, self.prompts.mentor, answer)
+
+    def _consult(self, link: MentorLink, answer: Answer, writer: ModelWriter, word_start: int, word: list[int]) -> bool:
+        """Probe, and on divergence consult and verify. Returns whether the
+        answer has ended."""
+        stats, k = self.stats, self.settings.segment_tokens
+        stats.probes += 1
+        try:
+            split = link.probe(word_start, word)
+            if split is None:
+                return False
+            stats.divergences += 1
+            mentor_segment = link.mentor_segment(k)
+        except ContextOverflowError:
+            self._mentor_active = False  # no room left for the mentor: the student goes on alone
+            link.mentor.discard_branch()
+            return False
+        if len(answer) - split > k:
+            answer.rollback(split + k)
+        student_segment = writer.segment(split + k - len(answer))
+        answer.label_new(Source.STUDENT)
+        divergence = Divergence(
+            prefix_length=answer.prompt_length + split,
+            answer_start=answer.prompt_length + answer.final_tokens,
+            student_text=self.student.detokenize(answer.tokens(split)).decode("utf-8", errors="replace"),
+            mentor_text=link.mentor_text(mentor_segment.tokens).decode("utf-8", errors="replace"),
+        )
+        assert self.verifier is not None
+        try:
+            verdict = self.verifier.choose(divergence)
+        except ContextOverflowError:
+            link.reject()  # no room for the verifier's prompt: keep the student's segment
+            return student_segment.ended
+        stats.verifier_calls += 1
+        stats.verifier_off_choice += verdict.off_choice
+        if not verdict.adopt_mentor:
+            link.reject()
+            return student_segment.ended
+        answer.rollback(split)
+        link.adopt(mentor_segment)
+        answer.label_new(Source.MENTOR)
+        stats.adoptions += 1
+        return mentor_segment.ended
+
+    def _fill_stats(
+        self,
+        answer: Answer,
+        writer: ModelWriter,
+        link: MentorLink | None,
+        before: dict[ModelBackend, BackendCounters],
+        wall_s: float,
+        stop_reason: str | None,
+    ) -> None:
+        stats = self.stats
+        stats.stop_reason = stop_reason or "eos"
+        stats.prompt_tokens = answer.prompt_length
+        stats.tokens_total = answer.final_tokens
+        stats.tokens_mentor = answer.mentor_tokens
+        stats.wall_s = wall_s
+        student = self.student.counters.since(before[self.student])
+        stats.reevaluated_tokens = student.reevaluated_tokens
+        if self.settings.mode != "mentor":
+            stats.student_s = student.seconds
+            stats.student_eval_tokens = student.evaluated_tokens
+            stats.student_decode_tokens = writer.decoded_tokens
+            stats.verifier_eval_tokens = student.branch_tokens
+        if self.mentor is not None and self.mentor in before:
+            mentor = self.mentor.counters.since(before[self.mentor])
+            stats.mentor_s = mentor.seconds
+            if self.mentor is not self.student:
+                stats.reevaluated_tokens += mentor.reevaluated_tokens
+            if self.settings.mode == "mentor":
+                stats.mentor_decode_tokens = writer.decoded_tokens
+                stats.mentor_prefill_tokens = max(0, mentor.evaluated_tokens - writer.decoded_tokens)
+            elif link is not None:
+                stats.mentor_decode_tokens = link.decode_tokens
+                stats.mentor_prefill_tokens = link.prefill_tokens
+        stats.finish()

@@ -1,0 +1,165 @@
+"""How the mentor follows the answer and answers a probe.
+
+A probe asks: would the mentor have written the student's next word? The
+mentor reads the answer text it has not seen yet *plus the student's word* in
+one batched forward pass and compares its greedy choice at each of the word's
+positions with the word's tokens (METHOD.md, "probe by scoring"). Agreement
+costs no decoding and leaves the mentor caught up; only a mismatch makes the
+mentor decode its lookahead segment. The segment is decoded on a branch of the
+mentor's cache, so a rejected segment is dropped while the scored word stays
+cached and is never evaluated twice.
+
+`TokenLink` passes token ids (identical tokenizers); `TextLink` passes text,
+so any two models can be paired.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from edge_collab.backends.base import ModelBackend
+from edge_collab.engine.answer import Answer
+from edge_collab.engine.seam import seam_tokens
+from edge_collab.engine.writer import ModelWriter, Written
+
+
+def _first_mismatch(rows: np.ndarray, tokens: list[int]) -> int | None:
+    choices = rows[: len(tokens)].argmax(axis=1)
+    mismatches = np.flatnonzero(choices != np.asarray(tokens))
+    return int(mismatches[0]) if mismatches.size else None
+
+
+class MentorLink(ABC):
+    def __init__(self, mentor: ModelBackend, writer: ModelWriter, prompt: list[int], answer: Answer):
+        self.mentor = mentor
+        self.writer = writer
+        self.answer = answer
+        self.prompt_length = len(prompt)
+        self.synced = 0  # answer tokens whose text the mentor's context holds
+        self.prefill_tokens = 0
+        self.decode_tokens = 0
+        self._split = 0
+        self._word_end = 0  # answer position after the probed word
+        self._first_token = 0
+        mentor.discard_branch()
+        mentor.reset_to(prompt)  # lazy: evaluated with the first probe's batch
+
+    def probe(self, word_start: int, word: list[int]) -> int | None:
+        """Score the student's word (answer tokens from `word_start`). Returns
+        None when the mentor agrees, else the answer position where the two
+        branches part."""
+        catch_up = self.answer.tokens(self.synced)[: word_start - self.synced]
+        evaluated_before = self.mentor.counters.evaluated_tokens
+        split = self._score(word_start, catch_up, word)
+        self.prefill_tokens += self.mentor.counters.evaluated_tokens - evaluated_before
+        if split is None:
+            self.synced = word_start + len(word)
+        else:
+            self._split = split
+            self._word_end = word_start + len(word)
+        return split
+
+    def mentor_segment(self, count: int) -> Written:
+        """The mentor's lookahead of up to `count` tokens from the split."""
+        if self.mentor.is_end(self._first_token):
+            return Written([], ended=True)
+        self.mentor.append([self._first_token])
+        rest = self.writer.segment(count - 1)
+        tokens = [self._first_token, *rest.tokens]
+        self.decode_tokens += len(tokens)
+        return Written(tokens, rest.ended)
+
+    def mentor_text(self, tokens: list[int]) -> bytes:
+        return self.mentor.detokenize(tokens)
+
+    def adopt(self, segment: Written) -> None:
+        """Append the mentor's segment to the answer (the student's context,
+        already rolled back to the split); the mentor's branch becomes its context."""
+        self.mentor.end_branch(keep=True)
+        self._append_to_student(segment.tokens)
+        self.synced = len(self.answer)
+
+    def reject(self) -> None:
+        """Drop the mentor's segment; its context keeps the scored word."""
+        self.mentor.end_branch(keep=False)
+        if len(self.answer) >= self._word_end:
+            self.synced = self._word_end
+        else:  # the student's segment was cut inside the word
+            self._rewind_to_split()
+            self.synced = self._split
+
+    @abstractmethod
+    def _score(self, word_start: int, catch_up: list[int], word: list[int]) -> int | None: ...
+
+    @abstractmethod
+    def _append_to_student(self, mentor_tokens: list[int]) -> None: ...
+
+    @abstractmethod
+    def _rewind_to_split(self) -> None: ...
+
+
+class TokenLink(MentorLink):
+    """Same tokenizer: ids pass as they are, and a mismatch may fall inside a
+    word (the agreed tokens before it are kept)."""
+
+    def _score(self, word_start: int, catch_up: list[int], word: list[int]) -> int | None:
+        self.mentor.truncate(self.prompt_length + self.synced)
+        self.mentor.append(catch_up)
+        rows = self.mentor.score(word)
+        mismatch = _first_mismatch(rows, word)
+        if mismatch is None:
+            return None
+        self._first_token = int(np.argmax(rows[mismatch]))
+        self.mentor.begin_branch(self.prompt_length + word_start + mismatch)
+        return word_start + mismatch
+
+    def _append_to_student(self, mentor_tokens: list[int]) -> None:
+        self.answer.writer.append(mentor_tokens)
+
+    def _rewind_to_split(self) -> None:
+        self.mentor.truncate(self.prompt_length + self._split)
+
+
+class TextLink(MentorLink):
+    """Different tokenizers: text passes between the models, each tokenizes for
+    itself, and the branches part at the start of the probed word."""
+
+    _word_context = 0  # mentor context length before the probed word
+
+    def _score(self, word_start: int, catch_up: list[int], word: list[int]) -> int | None:
+        student = self.answer.writer
+        if catch_up:
+            keep, tokens = seam_tokens(
+                self.mentor, self.mentor.tokens, student.detokenize(catch_up), self.prompt_length
+            )
+            self.mentor.truncate(keep)
+            self.mentor.append(tokens)
+        self._word_context = len(self.mentor)
+        mentor_word = self.mentor.tokenize(student.detokenize(word))
+        if not mentor_word:
+            return None
+        rows = self.mentor.score(mentor_word)
+        if _first_mismatch(rows, mentor_word) is None:
+            return None
+        self._first_token = int(np.argmax(rows[0]))
+        self.mentor.begin_branch(self._word_context)
+        return word_start
+
+    def _append_to_student(self, mentor_tokens: list[int]) -> None:
+        student = self.answer.writer
+        floor = self.answer.prompt_length + self.answer.final_tokens
+        keep, tokens = seam_tokens(student, student.tokens, self.mentor.detokenize(mentor_tokens), floor)
+        self.answer.rollback(keep - self.answer.prompt_length)
+        student.append(tokens)
+
+    def _rewind_to_split(self) -> None:
+        self.mentor.truncate(self._word_context)
+
+
+def make_link(
+    student: ModelBackend, mentor: ModelBackend, writer: ModelWriter, prompt: list[int], answer: Answer
+) -> MentorLink:
+    same = student.tokenizer_fingerprint() == mentor.tokenizer_fingerprint()
+    return (TokenLink if same else TextLink)(mentor, writer, prompt, answer)

@@ -1,0 +1,49 @@
+"""Statistics of one generation, as defined in METHOD.md's Metrics section."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class GenerationStats:
+    mode: str = "collab"
+    stop_reason: str = ""  # eos | length | stop | repeat | context
+    prompt_tokens: int = 0
+    tokens_total: int = 0  # answer tokens, counted in the writer's (student's) tokens
+    tokens_student: int = 0
+    tokens_mentor: int = 0  # answer tokens that came from adopted mentor segments
+    mentor_share: float = 0.0  # tokens_mentor / tokens_total
+    probes: int = 0
+    divergences: int = 0
+    adoptions: int = 0
+    verifier_calls: int = 0
+    verifier_off_choice: int = 0  # self verifier's raw next token was neither A nor B
+    mentor_decode_tokens: int = 0  # every token the mentor wrote, adopted or not
+    mentor_prefill_tokens: int = 0  # tokens the mentor read in batches (prompt, catch-up, probed words)
+    student_eval_tokens: int = 0  # tokens the student evaluated on its main sequence
+    student_decode_tokens: int = 0  # tokens the student wrote, kept or not
+    verifier_eval_tokens: int = 0  # tokens evaluated on scratch branches for verifier prompts
+    reevaluated_tokens: int = 0  # tokens either model evaluated a second time at the same place
+    wall_s: float = 0.0
+    student_s: float = 0.0  # time inside the student model (verifier prompts included)
+    mentor_s: float = 0.0  # time inside the mentor model
+    overhead_s: float = 0.0  # wall time outside both models: orchestration
+    tokens_per_s: float = 0.0
+
+    def finish(self) -> None:
+        """Derive the ratios from the counts."""
+        self.tokens_student = self.tokens_total - self.tokens_mentor
+        self.mentor_share = self.tokens_mentor / self.tokens_total if self.tokens_total else 0.0
+        self.overhead_s = max(0.0, self.wall_s - self.student_s - self.mentor_s)
+        self.tokens_per_s = self.tokens_total / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (
+            f"{self.tokens_total} tokens, mentor share {self.mentor_share:.1%} "
+            f"({self.tokens_mentor} tokens), {self.probes} probes, {self.divergences} divergences, "
+            f"{self.adoptions} adoptions, {self.tokens_per_s:.1f} tokens/s, stop: {self.stop_reason}"
+        )

@@ -1,0 +1,63 @@
+"""A model writing into its own context: word steps and lookahead segments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_collab.backends.base import ModelBackend
+from edge_collab.engine.sampling import TokenChooser
+
+
+@dataclass
+class Written:
+    tokens: list[int]
+    ended: bool  # the model chose end-of-generation right after these tokens
+
+
+class ModelWriter:
+    """Decodes tokens from one backend, appending each to its context.
+
+    The choice for the next position is computed once per context state and
+    kept: a word step has to look at the token after the word to see that it
+    starts a new word, and that same token then opens the next step.
+    """
+
+    def __init__(self, backend: ModelBackend, chooser: TokenChooser):
+        self.backend = backend
+        self.chooser = chooser
+        self.decoded_tokens = 0
+        self._peeked: tuple[int, int] | None = None  # (context version, token)
+
+    def peek(self) -> int:
+        version = self.backend.version
+        if self._peeked is None or self._peeked[0] != version:
+            self._peeked = (version, self.chooser.choose(self.backend.next_logits()))
+        return self._peeked[1]
+
+    def take(self) -> int:
+        token = self.peek()
+        self.backend.append([token])
+        self.decoded_tokens += 1
+        return token
+
+    def word(self, max_extra_tokens: int) -> Written:
+        """One word step: the next token plus following tokens until one would
+        start a new word (leading space or newline), at most `max_extra_tokens` more."""
+        if self.backend.is_end(self.peek()):
+            return Written([], ended=True)
+        tokens = [self.take()]
+        for _ in range(max_extra_tokens):
+            following = self.peek()
+            if self.backend.is_end(following) or self.backend.starts_word(following):
+                break
+            tokens.append(self.take())
+        return Written(tokens, ended=False)
+
+    def segment(self, count: int) -> Written:
+        """Up to `count` tokens, stopping early at end-of-generation."""
+        tokens: list[int] = []
+        while len(tokens) < count:
+            if self.backend.is_end(self.peek()):
+                return Written(tokens, ended=True)
+            tokens.append(self.take())
+        return Written(tokens, ended=False)

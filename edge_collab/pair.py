@@ -1,0 +1,141 @@
+"""The Python API: a student and a mentor, opened together, generating answers.
+
+    with CollabPair.open() as pair:               # the installed default pair
+        result = pair.generate("What is 17 * 23?")
+        print(result.text, result.stats.mentor_share)
+
+The mentor is loaded on first use, so student-only work never pays for it.
+A pair runs one generation at a time: share it between threads only behind a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal, overload
+
+from edge_collab.backends.base import ModelBackend
+from edge_collab.backends.chat_prompt import validate_messages
+from edge_collab.backends.llamacpp import LlamaCppBackend
+from edge_collab.engine.generation import Generation, GenerationResult, Prompts, start_generation
+from edge_collab.errors import SettingsError, UnknownPresetError
+from edge_collab.presets.registry import DEFAULT_PAIR, load_pairs, resolve_model
+from edge_collab.settings import GenerationSettings, ModelSettings
+from edge_collab.verifiers import AlwaysMentor, AlwaysStudent, SelfVerifier, Verifier
+
+VERIFIERS = ("self", "always-mentor", "always-student")
+
+
+def _resolve(spec: str | Path | None, role: Literal["student", "mentor"], data_dir: str | Path | None) -> Path:
+    if spec is None:
+        pair = load_pairs()[DEFAULT_PAIR]
+        return resolve_model(getattr(pair, role), data_dir, pair_hint=DEFAULT_PAIR)
+    if isinstance(spec, Path):
+        return resolve_model(str(spec), data_dir)
+    pairs = load_pairs()
+    if spec in pairs:
+        raise UnknownPresetError(f"{spec!r} names a pair; pass one model (for example {getattr(pairs[spec], role)})")
+    return resolve_model(spec, data_dir)
+
+
+class CollabPair:
+    """A student model and a mentor model with the settings to combine them."""
+
+    def __init__(
+        self,
+        student: ModelBackend,
+        mentor: ModelBackend | Path | None = None,
+        *,
+        settings: GenerationSettings | None = None,
+        mentor_settings: ModelSettings | None = None,
+        verifier: str = "self",
+    ):
+        if verifier not in VERIFIERS:
+            raise SettingsError(f"verifier must be one of {', '.join(VERIFIERS)}, not {verifier!r}")
+        self.student = student
+        self._mentor = mentor
+        self._mentor_settings = mentor_settings or ModelSettings()
+        self.settings = settings or GenerationSettings()
+        self.verifier_name = verifier
+        self._verifier: Verifier | None = None
+
+    @classmethod
+    def open(
+        cls,
+        student: str | Path | None = None,
+        mentor: str | Path | None = None,
+        *,
+        settings: GenerationSettings | None = None,
+        student_settings: ModelSettings | None = None,
+        mentor_settings: ModelSettings | None = None,
+        verifier: str = "self",
+        data_dir: str | Path | None = None,
+    ) -> CollabPair:
+        """Open models by preset name or .gguf path; None means the default pair."""
+        student_path = _resolve(student, "student", data_dir)
+        mentor_path = _resolve(mentor, "mentor", data_dir)
+        backend = LlamaCppBackend(student_path, student_settings)
+        return cls(backend, mentor_path, settings=settings, mentor_settings=mentor_settings, verifier=verifier)
+
+    @property
+    def mentor(self) -> ModelBackend:
+        if self._mentor is None:
+            raise SettingsError("this pair has no mentor")
+        if isinstance(self._mentor, Path):
+            self._mentor = LlamaCppBackend(self._mentor, self._mentor_settings)
+        return self._mentor
+
+    @property
+    def verifier(self) -> Verifier:
+        if self._verifier is None:
+            choices: dict[str, Callable[[], Verifier]] = {
+                "self": lambda: SelfVerifier(self.student),
+                "always-mentor": AlwaysMentor,
+                "always-student": AlwaysStudent,
+            }
+            self._verifier = choices[self.verifier_name]()
+        return self._verifier
+
+    @overload
+    def chat(
+        self, messages: Sequence[dict[str, str]], *, stream: Literal[False] = ..., **overrides: object
+    ) -> GenerationResult: ...
+    @overload
+    def chat(self, messages: Sequence[dict[str, str]], *, stream: Literal[True], **overrides: object) -> Generation: ...
+
+    def chat(
+        self, messages: Sequence[dict[str, str]], *, stream: bool = False, **overrides: object
+    ) -> GenerationResult | Generation:
+        """Answer a conversation ([{"role": ..., "content": ...}, ...]).
+        `overrides` change GenerationSettings fields for this call only."""
+        validate_messages(messages)
+        settings = self.settings.with_changes(**overrides) if overrides else self.settings
+        needs_mentor = settings.mode != "student"
+        mentor = self.mentor if needs_mentor else None
+        prompts = Prompts(
+            student=self.student.chat_prompt(messages) if settings.mode != "mentor" else [],
+            mentor=mentor.chat_prompt(messages) if mentor is not None else None,
+        )
+        verifier = self.verifier if settings.mode == "collab" else None
+        generation = start_generation(self.student, mentor, verifier, settings, prompts)
+        return generation if stream else generation.run()
+
+    @overload
+    def generate(self, prompt: str, *, stream: Literal[False] = ..., **overrides: object) -> GenerationResult: ...
+    @overload
+    def generate(self, prompt: str, *, stream: Literal[True], **overrides: object) -> Generation: ...
+
+    def generate(self, prompt: str, *, stream: bool = False, **overrides: object) -> GenerationResult | Generation:
+        """Answer one user message (the chat template is applied)."""
+        return self.chat([{"role": "user", "content": prompt}], stream=stream, **overrides)  # type: ignore[call-overload,no-any-return]
+
+    def close(self) -> None:
+        self.student.close()
+        if isinstance(self._mentor, ModelBackend):
+            self._mentor.close()
+
+    def __enter__(self) -> CollabPair:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

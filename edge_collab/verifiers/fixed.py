@@ -1,0 +1,19 @@
+"""Verifiers that always pick the same side: baselines and test doubles."""
+
+from __future__ import annotations
+
+from edge_collab.verifiers.base import Divergence, Verdict
+
+
+class AlwaysMentor:
+    """Adopt every mentor segment (an upper bound on mentor share)."""
+
+    def choose(self, divergence: Divergence) -> Verdict:
+        return Verdict(adopt_mentor=True)
+
+
+class AlwaysStudent:
+    """Keep every student segment (probes then only cost time)."""
+
+    def choose(self, divergence: Divergence) -> Verdict:
+        return Verdict(adopt_mentor=False)

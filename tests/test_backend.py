@@ -1,0 +1,110 @@
+"""The llama.cpp backend on tiny generated models: tokenizer, chat template,
+KV-cache bookkeeping and bad model files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_collab.backends.llamacpp import LlamaCppBackend
+from edge_collab.engine.seam import seam_tokens
+from edge_collab.errors import ContextOverflowError, ModelFileError
+
+IM_END = 4  # control token id in the tiny vocabulary
+
+
+def test_user_text_that_looks_like_markup_stays_text(student):
+    plain = student.chat_prompt([{"role": "user", "content": "hello"}])
+    tricky = student.chat_prompt([{"role": "user", "content": "hi <|im_end|> there"}])
+    assert plain.count(IM_END) == 1  # the template's own end of turn
+    assert tricky.count(IM_END) == 1  # the user's characters did not become one
+    assert b"<|im_end|>" in student.detokenize(tricky)
+
+
+def test_chat_prompt_follows_the_template_and_adds_bos(student):
+    tokens = student.chat_prompt([{"role": "system", "content": "be brief"}, {"role": "user", "content": "the cat"}])
+    assert tokens[0] == 1  # BOS: the tiny model asks for one
+    assert student.detokenize(tokens).endswith(b"assistant\n")
+
+
+def test_batched_scoring_matches_step_by_step_decoding(student):
+    prompt = student.tokenize(b"the cat sat on", add_bos=True)
+    student.append(prompt)
+    greedy = []
+    for _ in range(6):
+        token = int(np.argmax(student.next_logits()))
+        greedy.append(token)
+        student.append([token])
+    student.truncate(len(prompt))
+    rows = student.score(greedy)
+    assert rows.shape == (len(greedy) + 1, student.n_vocab)
+    assert list(rows[:-1].argmax(axis=1)) == greedy
+
+
+def test_rollback_truncates_instead_of_re_evaluating(student):
+    prompt = student.tokenize(b"the dog", add_bos=True)
+    student.append(prompt)
+    student.next_logits()
+    evaluated = student.counters.evaluated_tokens
+    student.append([100, 101, 102])
+    student.next_logits()
+    student.truncate(len(prompt) + 1)
+    student.append([103])
+    student.next_logits()
+    assert student.counters.evaluated_tokens == evaluated + 3 + 1
+    assert student.counters.reevaluated_tokens == 0
+
+
+def test_branch_leaves_the_main_context_untouched(student):
+    student.append(student.tokenize(b"the cat sat", add_bos=True))
+    before = student.next_logits().copy()
+    tokens_before = student.tokens
+    student.branch_logits(len(student) - 1, student.tokenize(b" and the dog"))
+    assert student.tokens == tokens_before
+    assert np.array_equal(student.next_logits(), before)
+
+
+def test_reset_to_keeps_the_common_prefix(student):
+    first = student.tokenize(b"the cat sat on the mat", add_bos=True)
+    student.reset_to(first)
+    student.next_logits()
+    evaluated = student.counters.evaluated_tokens
+    second = first[:-2] + student.tokenize(b" dog")
+    student.reset_to(second)
+    student.next_logits()
+    assert student.counters.evaluated_tokens - evaluated == len(second) - (len(first) - 2)
+
+
+def test_context_overflow_is_an_error_not_a_crash(student):
+    with pytest.raises(ContextOverflowError, match="context"):
+        student.append([100] * (student.n_ctx + 1))
+
+
+def test_seam_retokenizes_across_the_boundary(student):
+    context = student.tokenize(b"the ca", add_bos=True)
+    keep, tokens = seam_tokens(student, context, b"t sat", floor=1)
+    joined = context[:keep] + tokens
+    assert student.detokenize(joined[1:]) == b"the cat sat"
+    assert joined == student.tokenize(b"the cat sat", add_bos=True)
+
+
+def test_missing_file(tmp_path: Path):
+    with pytest.raises(ModelFileError, match="not found"):
+        LlamaCppBackend(tmp_path / "absent.gguf")
+
+
+def test_file_that_is_not_gguf(tmp_path: Path):
+    path = tmp_path / "notes.gguf"
+    path.write_text("these are not weights")
+    with pytest.raises(ModelFileError, match="not a GGUF model file"):
+        LlamaCppBackend(path)
+
+
+def test_truncated_gguf(tmp_path: Path, tiny_paths):
+    data = tiny_paths["student"].read_bytes()
+    path = tmp_path / "truncated.gguf"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="cannot load .*(corrupted|incomplete|bounds)"):
+        LlamaCppBackend(path)

@@ -1,0 +1,172 @@
+"""The command line, through click's CliRunner, on tiny generated models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edge_collab.cli.main import cli
+
+
+def invoke(*args: str, input: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+def tiny_pair(tiny_paths: dict[str, Path], mentor: str = "mentor") -> list[str]:
+    return ["--student", str(tiny_paths["student"]), "--mentor", str(tiny_paths[mentor]), "--n-ctx", "512"]
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code != 0
+    output = result.output.strip()
+    assert "Traceback" not in output
+    assert len(output.splitlines()) == 1, output
+    for fragment in fragments:
+        assert fragment in output, output
+
+
+def test_run_streams_and_summarises(tiny_paths):
+    result = invoke("run", "the cat sat", *tiny_pair(tiny_paths), "--max-tokens", "40", "--probe-rate", "0.5")
+    assert result.exit_code == 0, result.output
+    assert "mentor share" in result.output
+    assert "\x1b[" not in result.output  # not a terminal: no colour codes
+
+
+def test_run_json_has_the_documented_fields(tiny_paths):
+    result = invoke(
+        "run", "the cat sat", *tiny_pair(tiny_paths), "--max-tokens", "40", "--verifier", "always-mentor", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output.strip().splitlines()[-1])
+    assert set(payload) == {"text", "pieces", "stats"}
+    assert "".join(p["text"] for p in payload["pieces"]) == payload["text"]
+    assert {p["source"] for p in payload["pieces"]} <= {"student", "mentor"}
+    for key in (
+        "mentor_share",
+        "tokens_total",
+        "tokens_mentor",
+        "probes",
+        "divergences",
+        "adoptions",
+        "verifier_calls",
+        "mentor_decode_tokens",
+        "mentor_prefill_tokens",
+        "student_eval_tokens",
+        "wall_s",
+        "student_s",
+        "mentor_s",
+        "tokens_per_s",
+    ):
+        assert key in payload["stats"], key
+
+
+def test_run_modes_are_comparable(tiny_paths):
+    outputs = {}
+    for mode in ("student", "collab"):
+        result = invoke("run", "the cat sat", *tiny_pair(tiny_paths), "--mode", mode, "--probe-rate", "0", "--json")
+        outputs[mode] = json.loads(result.output)["text"]
+    assert outputs["student"] == outputs["collab"]
+
+
+def test_run_with_a_cross_tokenizer_mentor(tiny_paths):
+    result = invoke("run", "the cat sat", *tiny_pair(tiny_paths, "other"), "--max-tokens", "40", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["stats"]["tokens_total"] > 0
+
+
+def test_missing_model_file(tmp_path):
+    result = invoke("run", "hi", "--student", str(tmp_path / "nope.gguf"), "--mentor", str(tmp_path / "nope.gguf"))
+    assert_one_line_error(result, "model file not found")
+
+
+def test_file_that_is_not_gguf(tmp_path):
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"\x00" * 64)
+    result = invoke("run", "hi", "--student", str(junk), "--mentor", str(junk))
+    assert_one_line_error(result, "not a GGUF model file")
+
+
+def test_truncated_gguf(tmp_path, tiny_paths):
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(tiny_paths["student"].read_bytes()[:5000])
+    result = invoke("run", "hi", "--student", str(cut), "--mentor", str(tiny_paths["mentor"]))
+    assert_one_line_error(result, "cannot load", "cut.gguf")
+
+
+def test_unknown_preset(tiny_paths):
+    result = invoke("run", "hi", "--student", "llama-9000", "--mentor", str(tiny_paths["mentor"]))
+    assert_one_line_error(result, "unknown model 'llama-9000'")
+
+
+def test_missing_default_pair_names_the_install_command():
+    result = invoke("run", "hi")
+    assert_one_line_error(result, "not installed", "edge-collab models install default")
+
+
+def test_prompt_longer_than_the_context(tiny_paths):
+    result = invoke("run", "the cat sat on the mat " * 100, *tiny_pair(tiny_paths)[:-2], "--n-ctx", "128")
+    assert_one_line_error(result, "prompt is", "context holds")  # llama.cpp pads 128 up to its minimum
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--probe-rate", "1.5"),
+        ("--segment-tokens", "0"),
+        ("--max-tokens", "-3"),
+        ("--temperature", "9"),
+        ("--mode", "both"),
+    ],
+)
+def test_out_of_range_options(tiny_paths, option, value):
+    result = CliRunner().invoke(cli, ["run", "hi", *tiny_pair(tiny_paths), option, value])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert option in result.output
+
+
+def test_empty_prompt(tiny_paths):
+    result = CliRunner().invoke(cli, ["run", "  ", *tiny_pair(tiny_paths)])
+    assert result.exit_code == 2 and "prompt is empty" in result.output
+
+
+def test_chat_turns_and_commands(tiny_paths):
+    session = "hello there\n/stats\nthe cat\n/reset\n/bogus\n/quit\n"
+    result = invoke("chat", *tiny_pair(tiny_paths), "--max-tokens", "20", input=session)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("mentor share") >= 3  # two answers and /stats
+    assert "(conversation cleared)" in result.output
+    assert "unknown command /bogus" in result.output
+
+
+def test_chat_ends_on_end_of_input(tiny_paths):
+    result = invoke("chat", *tiny_pair(tiny_paths), "--max-tokens", "10", input="hi\n")
+    assert result.exit_code == 0
+
+
+def test_models_list_shows_presets_and_state(isolated_data_dir):
+    result = invoke("models", "list")
+    assert result.exit_code == 0
+    for name in ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "smollm2-135m", "gemma3-270m"):
+        assert name in result.output
+    assert "not installed" in result.output
+    assert "pair default" in result.output
+
+
+def test_models_install_unknown_preset():
+    result = invoke("models", "install", "gpt-5")
+    assert_one_line_error(result, "unknown preset 'gpt-5'")
+
+
+def test_bench_writes_a_report(tiny_paths, tmp_path):
+    out = tmp_path / "bench.json"
+    result = invoke("bench", *tiny_pair(tiny_paths), "--prompts", "1", "--max-tokens", "24", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert set(report["modes"]) == {"student", "mentor", "collab"}
+    assert report["collab_vs_student_speed"] > 0
+    assert report["modes"]["student"]["student_eval_vs_ideal"] <= 1.0
+    assert "| collab |" in result.output

@@ -1,0 +1,213 @@
+"""The collab loop on the real llama.cpp with tiny generated models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from engine_helpers import generate
+
+from edge_collab.backends.llamacpp import LlamaCppBackend
+from edge_collab.engine.answer import repeats_at_end
+from edge_collab.engine.pieces import Source
+from edge_collab.errors import ContextOverflowError, SettingsError
+from edge_collab.settings import GenerationSettings, ModelSettings
+from edge_collab.verifiers import AlwaysMentor, AlwaysStudent, SelfVerifier
+from edge_collab.verifiers.base import Divergence, Verdict
+
+
+def test_probe_rate_zero_is_the_student_alone_token_for_token(student, mentor):
+    alone = generate(student, None, mode="student")
+    student.truncate(0)
+    collab = generate(student, mentor, probe_rate=0.0)
+    assert collab.text == alone.text
+    assert collab.stats.tokens_total == alone.stats.tokens_total
+    assert collab.stats.probes == 0 and collab.stats.tokens_mentor == 0
+
+
+def test_always_mentor_adopts_every_divergence(student, mentor):
+    result = generate(student, mentor, AlwaysMentor())
+    assert result.stats.divergences > 0
+    assert result.stats.adoptions == result.stats.divergences
+    assert result.stats.tokens_mentor > 0
+    assert any(piece.source is Source.MENTOR for piece in result.pieces)
+
+
+def test_always_student_never_adopts_and_matches_the_student_alone(student, mentor):
+    alone = generate(student, None, mode="student")
+    guided = generate(student, mentor, AlwaysStudent())
+    assert guided.stats.divergences > 0 and guided.stats.adoptions == 0
+    assert guided.text == alone.text
+
+
+def test_stats_add_up(student, mentor):
+    stats = generate(student, mentor, AlwaysMentor()).stats
+    assert stats.tokens_student + stats.tokens_mentor == stats.tokens_total
+    assert stats.mentor_share == pytest.approx(stats.tokens_mentor / stats.tokens_total)
+    assert stats.probes >= stats.divergences >= stats.adoptions
+    assert stats.mentor_decode_tokens >= stats.tokens_mentor
+    assert stats.wall_s >= stats.student_s + stats.mentor_s - 1e-6
+    assert stats.tokens_total <= 80
+
+
+def test_pieces_reassemble_the_text(student, mentor):
+    result = generate(student, mentor, AlwaysMentor())
+    assert "".join(p.text for p in result.pieces) == result.text
+    mentor_text = "".join(p.text for p in result.pieces if p.source is Source.MENTOR)
+    assert len(mentor_text) > 0
+
+
+class _RecordingBackend(LlamaCppBackend):
+    """Logs every evaluated position with the exact prefix it was evaluated on."""
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.evaluated_prefixes: list[tuple[int, ...]] = []
+
+    def _forward(self, tokens: Sequence[int], start: int, sequence: int, output_rows: int) -> np.ndarray:
+        if sequence == 0:
+            context = tuple(self.tokens[:start])
+            assert len(context) == start
+            for i in range(len(tokens)):
+                self.evaluated_prefixes.append(context + tuple(tokens[: i + 1]))
+        return super()._forward(tokens, start, sequence, output_rows)
+
+
+@pytest.mark.parametrize("verifier", [AlwaysMentor(), AlwaysStudent(), None], ids=["mentor", "student", "self"])
+def test_kv_caches_never_evaluate_a_token_twice(tiny_paths, verifier):
+    settings = ModelSettings(n_ctx=512)
+    with (
+        _RecordingBackend(tiny_paths["student"], settings) as student,
+        _RecordingBackend(tiny_paths["mentor"], settings) as mentor,
+    ):
+        result = generate(student, mentor, verifier, max_new_tokens=120, probe_rate=0.6)
+        assert result.stats.divergences > 0
+        for backend in (student, mentor):
+            assert len(backend.evaluated_prefixes) == len(set(backend.evaluated_prefixes))
+            assert backend.counters.reevaluated_tokens == 0
+        # The student evaluated its prompt and what it kept, and at most every token it wrote or adopted
+        # (tokens still pending when a branch is dropped or the answer ends are never evaluated).
+        stats = result.stats
+        assert (
+            stats.student_eval_tokens <= stats.prompt_tokens + stats.student_decode_tokens + stats.mentor_decode_tokens
+        )
+        assert stats.student_eval_tokens >= stats.prompt_tokens + stats.tokens_total - 16
+
+
+def test_same_seed_same_output_also_when_sampling(student, mentor):
+    first = generate(student, mentor, temperature=0.8, seed=11)
+    second = generate(student, mentor, temperature=0.8, seed=11)
+    other = generate(student, mentor, temperature=0.8, seed=12)
+    assert first.text == second.text
+    assert [p.to_dict() for p in first.pieces] == [p.to_dict() for p in second.pieces]
+    assert other.text != first.text
+
+
+def test_cross_tokenizer_pair_runs_to_completion(student, other_tokenizer_mentor):
+    result = generate(student, other_tokenizer_mentor, AlwaysMentor(), max_new_tokens=100)
+    assert result.stats.divergences > 0 and result.stats.adoptions > 0
+    assert result.stats.tokens_mentor > 0
+    assert result.stats.tokens_total <= 100
+    assert "".join(p.text for p in result.pieces) == result.text
+
+
+def test_cross_tokenizer_with_the_self_verifier(student, other_tokenizer_mentor):
+    result = generate(student, other_tokenizer_mentor, max_new_tokens=100)
+    assert result.stats.verifier_calls == result.stats.divergences > 0
+
+
+def test_mentor_alone_writes_everything(student, mentor):
+    result = generate(student, mentor, mode="mentor")
+    assert result.stats.mentor_share == 1.0
+    assert result.stats.mentor_decode_tokens >= result.stats.tokens_total
+    assert result.stats.student_eval_tokens == 0
+
+
+class _JudgeButKeepStudent:
+    """Runs the self verifier's prompt, then keeps the student's segment anyway."""
+
+    def __init__(self, student):
+        self.inner = SelfVerifier(student)
+        self.calls = 0
+
+    def choose(self, divergence: Divergence) -> Verdict:
+        self.inner.choose(divergence)
+        self.calls += 1
+        return Verdict(adopt_mentor=False)
+
+
+def test_verifier_prompts_do_not_change_what_the_student_writes(student, mentor):
+    alone = generate(student, None, mode="student")
+    judge = _JudgeButKeepStudent(student)
+    judged = generate(student, mentor, judge)
+    assert judge.calls > 0
+    assert judged.text == alone.text
+
+
+def test_stop_string_ends_the_answer_before_it(student):
+    full = generate(student, None, mode="student").text
+    stop = full[30:34]
+    result = generate(student, None, mode="student", stop=(stop,))
+    assert result.stats.stop_reason == "stop"
+    assert result.text == full[: full.index(stop)]
+    assert "".join(p.text for p in result.pieces) == result.text
+
+
+def test_max_new_tokens_is_exact(student, mentor):
+    result = generate(student, mentor, AlwaysMentor(), max_new_tokens=13)
+    assert result.stats.tokens_total == 13
+    assert result.stats.stop_reason == "length"
+
+
+def test_prompt_longer_than_the_context_is_refused(student):
+    long_question = [{"role": "user", "content": "the cat sat on the mat " * 200}]
+    from edge_collab.engine.generation import Prompts, start_generation
+
+    prompts = Prompts(student=student.chat_prompt(long_question))
+    with pytest.raises(ContextOverflowError, match="prompt is .* tokens"):
+        start_generation(student, None, None, GenerationSettings(mode="student"), prompts).run()
+
+
+def test_answer_that_fills_the_context_stops_cleanly(student):
+    result = generate(student, None, mode="student", max_new_tokens=10_000)
+    assert result.stats.stop_reason in ("context", "repeat")
+    assert result.stats.prompt_tokens + result.stats.tokens_total <= student.n_ctx
+
+
+def test_collab_without_a_mentor_is_a_settings_error(student):
+    with pytest.raises(SettingsError, match="needs a mentor"):
+        generate(student, None, AlwaysMentor())
+
+
+@pytest.mark.parametrize(
+    ("units", "expected"),
+    [
+        ([b" a"] * 12, True),
+        ([b" a"] * 11, False),
+        ([b" x", b" y", b" z", b" w"] * 3, True),
+        ([b" x", b" y", b" z", b" w"] * 2, False),
+        ([b" one", b" two", b" three"], False),
+        ([b" 1", b" 2"] * 5 + [b" 3"], False),
+    ],
+)
+def test_repeat_guard(units, expected):
+    assert repeats_at_end(units) is expected
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"probe_rate": 1.5},
+        {"probe_rate": -0.1},
+        {"probe_rate": float("nan")},
+        {"segment_tokens": 0},
+        {"max_new_tokens": 0},
+        {"temperature": -1.0},
+        {"mode": "both"},
+        {"stop": ("",)},
+    ],
+)
+def test_out_of_range_settings_are_refused(bad):
+    with pytest.raises(SettingsError):
+        GenerationSettings(**bad)
