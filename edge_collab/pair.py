@@ -86,6 +86,13 @@ class CollabPair:
         return self._mentor
 
     @property
+    def mentor_name(self) -> str:
+        """The mentor's name, without loading it."""
+        if self._mentor is None:
+            return ""
+        return self._mentor.stem if isinstance(self._mentor, Path) else self._mentor.name
+
+    @property
     def verifier(self) -> Verifier:
         if self._verifier is None:
             choices: dict[str, Callable[[], Verifier]] = {

@@ -46,12 +46,15 @@ def cli(ctx: click.Context, data_dir: str | None, verbose: int) -> None:
 
 
 def _register() -> None:
-    from edge_collab.cli import bench_cmd, chat_cmd, models_cmd, run_cmd
+    from edge_collab.cli import bench_cmd, chat_cmd, data_cmd, eval_cmd, models_cmd, report_cmd, run_cmd
 
     cli.add_command(run_cmd.run)
     cli.add_command(chat_cmd.chat)
     cli.add_command(models_cmd.models)
     cli.add_command(bench_cmd.bench)
+    cli.add_command(data_cmd.data)
+    cli.add_command(eval_cmd.eval_command)
+    cli.add_command(report_cmd.report)
 
 
 _register()

@@ -1,0 +1,102 @@
+"""`edge-collab eval TASK`: accuracy, mentor share and speed on a benchmark."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edge_collab.cli.options import model_options, open_pair
+from edge_collab.evaluation.runner import RunningTotals, run_method
+from edge_collab.evaluation.tasks import load_task, select
+from edge_collab.settings import MODES, GenerationSettings
+
+
+def _show_on(bar: Any) -> Callable[[RunningTotals], None]:
+    """Move the bar to the number of finished items, with running accuracy and mentor share."""
+
+    def update(totals: RunningTotals) -> None:
+        status = f"acc {totals.accuracy:.0%} mentor {totals.mentor_share:.0%}" if totals.done else ""
+        bar.update(totals.done - bar.pos, status)
+
+    return update
+
+
+@click.command("eval")
+@click.argument("task")
+@model_options
+@click.option(
+    "--method",
+    "methods",
+    type=click.Choice(MODES),
+    multiple=True,
+    default=["collab"],
+    show_default=True,
+    help="Repeat to run several methods on the same items.",
+)
+@click.option(
+    "--limit", type=click.IntRange(1), default=None, help="At most N items (a fixed sample shared by all methods)."
+)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "train", "all"]),
+    default="test",
+    show_default=True,
+    help="Large tasks keep one item in ten for training the verifier; evaluate on the rest.",
+)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=0.25, show_default=True)
+@click.option("--segment-tokens", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(1, 100_000), default=512, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0.0, 5.0), default=0.0, show_default=True)
+@click.option(
+    "--out", type=click.Path(file_okay=False), default="results", show_default=True, help="Folder for results."
+)
+@click.pass_context
+def eval_command(
+    ctx: click.Context,
+    task: str,
+    methods: tuple[str, ...],
+    limit: int | None,
+    split: str,
+    seed: int,
+    probe_rate: float,
+    segment_tokens: int,
+    max_tokens: int,
+    temperature: float,
+    out: str,
+    **options: Any,
+) -> None:
+    """Run METHODs on TASK's items; resumes where an identical run stopped."""
+    loaded = load_task(task, ctx.obj["data_dir"])
+    items = select(loaded, split, limit)  # type: ignore[arg-type]
+    if not items:
+        raise click.ClickException(f"{loaded.name} has no {split} items")
+    settings = GenerationSettings(
+        probe_rate=probe_rate,
+        segment_tokens=segment_tokens,
+        max_new_tokens=max_tokens,
+        seed=seed,
+        temperature=temperature,
+    )
+    with open_pair(ctx, options, settings) as pair:
+        for method in dict.fromkeys(methods):
+            label = f"{loaded.name} {method}"
+            with click.progressbar(
+                length=len(items),
+                label=label,
+                show_eta=True,
+                show_pos=True,
+                file=sys.stderr,
+                item_show_func=lambda t: t,
+            ) as bar:
+                path, totals = run_method(
+                    pair, loaded, items, method, settings, Path(out), split, on_item=_show_on(bar)
+                )
+            click.echo(
+                f"{label}: accuracy {totals.accuracy:.1%} ({totals.correct}/{totals.done}), "
+                f"mentor share {totals.mentor_share:.1%} -> {path}"
+            )

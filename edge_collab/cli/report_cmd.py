@@ -1,0 +1,25 @@
+"""`edge-collab report DIR...`: tables and plots from evaluation results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edge_collab.evaluation.report import write_report
+
+
+@click.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where report.md and the PNG plots go (default: the first folder).",
+)
+def report(folders: tuple[Path, ...], out: Path | None) -> None:
+    """Summarise result files: accuracy with 95% intervals, mentor share, speed, pairwise comparisons."""
+    target = out or (folders[0] if folders[0].is_dir() else folders[0].parent)
+    markdown, plots = write_report(folders, target)
+    click.echo(markdown)
+    click.echo(f"\nwritten: {target / 'report.md'}, " + ", ".join(str(p) for p in plots), err=True)

@@ -1,0 +1,1 @@
+"""Evaluation on real benchmarks: data, prompts, answer checking, runs and reports."""

@@ -1,0 +1,198 @@
+"""Turning result files into a table, pairwise comparisons and plots."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_collab.errors import EdgeCollabError
+from edge_collab.evaluation.runner import read_results
+
+METHOD_COLOURS = {"student": "tab:blue", "mentor": "tab:orange", "collab": "tab:green"}
+
+
+@dataclass
+class Run:
+    header: dict  # type: ignore[type-arg]
+    items: dict[str, dict]  # type: ignore[type-arg]
+    path: Path
+
+    @property
+    def task(self) -> str:
+        return str(self.header["task"])
+
+    @property
+    def label(self) -> str:
+        method = str(self.header["method"])
+        if method != "collab":
+            return method
+        return f"collab ρ={self.header['probe_rate']:g} k={self.header['segment_tokens']} {self.header['verifier']}"
+
+    def total(self, key: str) -> float:
+        return float(sum(r[key] for r in self.items.values()))
+
+    @property
+    def accuracy(self) -> float:
+        return self.total("correct") / len(self.items) if self.items else 0.0
+
+    @property
+    def mentor_share(self) -> float:
+        tokens = self.total("tokens_total")
+        return self.total("tokens_mentor") / tokens if tokens else 0.0
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion."""
+    if total == 0:
+        return 0.0, 0.0
+    p = correct / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def load_runs(folders: Iterable[Path]) -> list[Run]:
+    runs = []
+    for folder in folders:
+        if not folder.exists():
+            raise EdgeCollabError(f"no such results folder: {folder}")
+        files = [folder] if folder.is_file() else sorted(folder.rglob("*.jsonl"))
+        for path in files:
+            header, items = read_results(path)
+            if header is None:
+                continue
+            unique: dict[str, dict] = {}  # type: ignore[type-arg]
+            for record in items:
+                unique.setdefault(record["id"], record)
+            if unique:
+                runs.append(Run(header, unique, path))
+    if not runs:
+        raise EdgeCollabError("no results found in " + ", ".join(str(f) for f in folders))
+    return sorted(runs, key=lambda r: (r.task, ("student", "mentor", "collab").index(str(r.header["method"])), r.label))
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def results_table(runs: Sequence[Run]) -> str:
+    lines = [
+        "| task | method | items | accuracy % (95% CI) | mentor share % | mentor decode / answer token "
+        "| tokens/s | s/item | hit cap % |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        n = len(run.items)
+        low, high = wilson_interval(int(run.total("correct")), n)
+        tokens, seconds = run.total("tokens_total"), run.total("seconds")
+        decode_ratio = run.total("mentor_decode_tokens") / tokens if tokens else 0.0
+        lines.append(
+            f"| {run.task} | {run.label} | {n} | {_percent(run.accuracy)} ({_percent(low)}–{_percent(high)}) "
+            f"| {_percent(run.mentor_share)} | {decode_ratio:.2f} | {tokens / seconds if seconds else 0:.1f} "
+            f"| {seconds / n:.1f} | {_percent(run.total('hit_cap') / n)} |"
+        )
+    return "\n".join(lines)
+
+
+def comparison_table(runs: Sequence[Run]) -> str:
+    """Each pair of methods on one task, on the items both answered."""
+    lines = [
+        "| task | A → B | common items | acc A % | acc B % | fixed by B | broken by B | gap recovered |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    by_task: dict[str, list[Run]] = {}
+    for run in runs:
+        by_task.setdefault(run.task, []).append(run)
+    for task, task_runs in by_task.items():
+        student = next((r for r in task_runs if r.header["method"] == "student"), None)
+        mentor = next((r for r in task_runs if r.header["method"] == "mentor"), None)
+        for i, a in enumerate(task_runs):
+            for b in task_runs[i + 1 :]:
+                common = sorted(set(a.items) & set(b.items))
+                if not common:
+                    continue
+                acc_a = sum(a.items[k]["correct"] for k in common) / len(common)
+                acc_b = sum(b.items[k]["correct"] for k in common) / len(common)
+                fixed = sum(1 for k in common if b.items[k]["correct"] and not a.items[k]["correct"])
+                broken = sum(1 for k in common if a.items[k]["correct"] and not b.items[k]["correct"])
+                gap = "-"
+                if a is student and b is not mentor and mentor is not None:
+                    shared = sorted(set(common) & set(mentor.items))
+                    acc_m = sum(mentor.items[k]["correct"] for k in shared) / len(shared) if shared else 0.0
+                    acc_s = sum(student.items[k]["correct"] for k in shared) / len(shared) if shared else 0.0
+                    acc_c = sum(b.items[k]["correct"] for k in shared) / len(shared) if shared else 0.0
+                    gap = f"{(acc_c - acc_s) / (acc_m - acc_s):.0%}" if acc_m > acc_s else "mentor not better"
+                lines.append(
+                    f"| {task} | {a.label} → {b.label} | {len(common)} | {_percent(acc_a)} | {_percent(acc_b)} "
+                    f"| {fixed} | {broken} | {gap} |"
+                )
+    return "\n".join(lines)
+
+
+def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r.task for r in runs))
+    figure, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
+    markers = {"student": "o", "mentor": "s", "collab": "D"}
+    for axis, task in zip(axes[0], tasks, strict=True):
+        for run in (r for r in runs if r.task == task):
+            n = len(run.items)
+            low, high = wilson_interval(int(run.total("correct")), n)
+            method = str(run.header["method"])
+            axis.errorbar(
+                100 * run.mentor_share,
+                100 * run.accuracy,
+                yerr=[[100 * (run.accuracy - low)], [100 * (high - run.accuracy)]],
+                fmt=markers.get(method, "^"),
+                color=METHOD_COLOURS.get(method, "tab:grey"),
+                capsize=3,
+                label=f"{run.label} (n={n})",
+            )
+        axis.set_title(task)
+        axis.set_xlabel("mentor share of answer tokens (%)")
+        axis.set_ylabel("accuracy (%)")
+        axis.set_xlim(-5, 105)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_throughput(runs: Sequence[Run], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.task}\n{r.label}" for r in runs]
+    speeds = [r.total("tokens_total") / r.total("seconds") if r.total("seconds") else 0.0 for r in runs]
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.9 * len(runs)), 4.2))
+    axis.bar(range(len(runs)), speeds, color=[METHOD_COLOURS.get(str(r.header["method"]), "tab:grey") for r in runs])
+    axis.set_xticks(range(len(runs)), labels, rotation=60, ha="right", fontsize=7)
+    axis.set_ylabel("answer tokens per second")
+    axis.set_title("Throughput per method (same machine, same items)")
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(folders: Sequence[Path], out: Path) -> tuple[str, list[Path]]:
+    runs = load_runs(folders)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = "\n\n".join(
+        ["## Results", results_table(runs), "## Pairwise comparison on common items", comparison_table(runs)]
+    )
+    (out / "report.md").write_text(markdown + "\n", encoding="utf-8")
+    plots = [out / "accuracy_vs_mentor_share.png", out / "throughput.png"]
+    plot_accuracy_vs_share(runs, plots[0])
+    plot_throughput(runs, plots[1])
+    return markdown, plots

@@ -1,0 +1,169 @@
+"""Running one method on a task's items, one JSONL line per finished item.
+
+A results file starts with a header line holding everything that determines
+the answers (task, models, method, settings); its name carries a hash of that
+header. Rerunning with the same settings appends to the same file and skips
+items already done, so Ctrl-C or a crash loses at most the item in progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_collab.errors import EdgeCollabError
+from edge_collab.evaluation.grading import grade
+from edge_collab.evaluation.prompts import build_question
+from edge_collab.evaluation.tasks import Item, Task
+from edge_collab.pair import CollabPair
+from edge_collab.settings import GenerationSettings
+
+
+@dataclass
+class RunningTotals:
+    done: int = 0
+    correct: int = 0
+    tokens: int = 0
+    mentor_tokens: int = 0
+
+    def add(self, record: dict) -> None:  # type: ignore[type-arg]
+        self.done += 1
+        self.correct += bool(record["correct"])
+        self.tokens += int(record["tokens_total"])
+        self.mentor_tokens += int(record["tokens_mentor"])
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.done if self.done else 0.0
+
+    @property
+    def mentor_share(self) -> float:
+        return self.mentor_tokens / self.tokens if self.tokens else 0.0
+
+
+def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSettings, split: str) -> dict:  # type: ignore[type-arg]
+    """What determines the answers; settings a method ignores are left out, so
+    e.g. student-alone results are shared by every probe rate."""
+    header: dict[str, object] = {
+        "type": "header",
+        "task": task.name,
+        "task_source": task.source,
+        "split": split,
+        "method": method,
+        "max_new_tokens": settings.max_new_tokens,
+        "seed": settings.seed,
+        "temperature": settings.temperature,
+    }
+    if method != "mentor":
+        header["student"] = pair.student.name
+    if method != "student":
+        header["mentor"] = pair.mentor_name
+    if method == "collab":
+        header |= {
+            "probe_rate": settings.probe_rate,
+            "segment_tokens": settings.segment_tokens,
+            "verifier": pair.verifier_name,
+        }
+    return header
+
+
+def results_file(out_dir: Path, header: dict) -> Path:  # type: ignore[type-arg]
+    identity = {k: v for k, v in header.items() if k not in ("type", "task_source")}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(header["task"]))
+    return out_dir / f"{slug}__{header['method']}__{digest}.jsonl"
+
+
+def read_results(path: Path) -> tuple[dict | None, list[dict]]:  # type: ignore[type-arg]
+    """Header and item records of a results file; a torn last line is ignored."""
+    header, items = None, []
+    if not path.exists():
+        return None, []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash: that item will be run again
+        if record.get("type") == "header":
+            header = record
+        elif record.get("type") == "item":
+            items.append(record)
+    return header, items
+
+
+def _item_record(item: Item, method: str, reply_text: str, stats, graded, question) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    record = {
+        "type": "item",
+        "id": item.id,
+        "method": method,
+        "prediction": graded.prediction,
+        "gold": item.gold,
+        "correct": graded.correct,
+        "tokens_total": stats.tokens_total,
+        "tokens_mentor": stats.tokens_mentor,
+        "mentor_share": stats.mentor_share,
+        "probes": stats.probes,
+        "divergences": stats.divergences,
+        "adoptions": stats.adoptions,
+        "verifier_calls": stats.verifier_calls,
+        "mentor_decode_tokens": stats.mentor_decode_tokens,
+        "mentor_prefill_tokens": stats.mentor_prefill_tokens,
+        "seconds": stats.wall_s,
+        "student_s": stats.student_s,
+        "mentor_s": stats.mentor_s,
+        "stop_reason": stats.stop_reason,
+        "hit_cap": stats.stop_reason == "length",
+        "text": reply_text,
+    }
+    if question.options:
+        record["gold_letter"] = question.letter_of(item.gold) if item.gold in question.options else None
+        record["options"] = list(question.options)
+    return record
+
+
+def run_method(
+    pair: CollabPair,
+    task: Task,
+    items: list[Item],
+    method: str,
+    settings: GenerationSettings,
+    out_dir: Path,
+    split: str,
+    on_item: Callable[[RunningTotals], None] = lambda _: None,
+) -> tuple[Path, RunningTotals]:
+    """Answer every item not yet in the results file; returns the file and totals."""
+    header = run_header(task, method, pair, settings, split)
+    path = results_file(out_dir, header)
+    existing_header, done = read_results(path)
+    if existing_header is not None and existing_header.get("task") != header["task"]:
+        raise EdgeCollabError(f"{path} belongs to another run")
+    totals = RunningTotals()
+    wanted = {item.id for item in items}
+    finished = set()
+    for record in done:
+        if record["id"] in wanted and record["id"] not in finished:
+            finished.add(record["id"])
+            totals.add(record)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as sink:
+        if existing_header is None:
+            sink.write(json.dumps(header) + "\n")
+        on_item(totals)
+        for item in items:
+            if item.id in finished:
+                continue
+            question = build_question(item, settings.seed)
+            result = pair.generate(question.message, mode=method)
+            graded = grade(item, question, result.text)
+            record = _item_record(item, method, result.text, result.stats, graded, question)
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.flush()
+            os.fsync(sink.fileno())
+            totals.add(record)
+            on_item(totals)
+    return path, totals

@@ -1,0 +1,167 @@
+"""edge-collab eval / report / data fetch end to end on tiny models and local files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_tasks import CHOICE, FREE, write_bigbench
+
+from edge_collab.cli.main import cli
+from edge_collab.evaluation.data_fetch import fetch_bigbench
+from edge_collab.evaluation.humaneval_exec import build_program, passes
+from edge_collab.evaluation.runner import read_results, run_method
+from edge_collab.evaluation.tasks import load_task, select
+from edge_collab.pair import CollabPair
+from edge_collab.settings import GenerationSettings
+
+
+@pytest.fixture
+def small_task(tmp_path: Path) -> Path:
+    examples = [dict(CHOICE, input=f"Question {i}: how many legs do horses have?") for i in range(4)]
+    examples += [dict(FREE, input=f"Question {i}: what is 6 times 7?") for i in range(2)]
+    return write_bigbench(tmp_path / "small", examples)
+
+
+def run_eval(tiny_paths, task: Path, out: Path, *extra: str):
+    return CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            str(task),
+            "--student",
+            str(tiny_paths["student"]),
+            "--mentor",
+            str(tiny_paths["mentor"]),
+            "--n-ctx",
+            "512",
+            "--max-tokens",
+            "24",
+            "--out",
+            str(out),
+            *extra,
+        ],
+        catch_exceptions=False,
+    )
+
+
+def test_eval_writes_one_line_per_item_and_resumes(tiny_paths, small_task, tmp_path):
+    out = tmp_path / "results"
+    first = run_eval(tiny_paths, small_task, out, "--limit", "2", "--method", "student", "--method", "collab")
+    assert first.exit_code == 0, first.output
+    files = sorted(out.glob("*.jsonl"))
+    assert len(files) == 2
+    header, items = read_results(next(f for f in files if "__collab__" in f.name))
+    assert header is not None and header["method"] == "collab" and header["probe_rate"] == 0.25
+    assert len(items) == 2
+    for record in items:
+        for key in (
+            "id",
+            "prediction",
+            "gold",
+            "correct",
+            "tokens_total",
+            "tokens_mentor",
+            "probes",
+            "adoptions",
+            "seconds",
+            "hit_cap",
+            "text",
+        ):
+            assert key in record
+    again = run_eval(tiny_paths, small_task, out, "--limit", "5", "--method", "collab")
+    assert again.exit_code == 0, again.output
+    _, grown = read_results(next(f for f in files if "__collab__" in f.name))
+    assert [r["id"] for r in grown[:2]] == [r["id"] for r in items]  # earlier answers kept, not redone
+    assert len(grown) == 5 and len({r["id"] for r in grown}) == 5
+
+
+def test_an_interrupted_run_loses_nothing_done(tiny_paths, small_task, tmp_path):
+    task = load_task(str(small_task))
+    items = select(task, "test")
+    settings = GenerationSettings(max_new_tokens=16)
+    out = tmp_path / "results"
+
+    def interrupt_after_two(totals):
+        if totals.done == 2:
+            raise KeyboardInterrupt
+
+    with CollabPair.open(str(tiny_paths["student"]), str(tiny_paths["mentor"]), settings=settings) as pair:
+        with pytest.raises(KeyboardInterrupt):
+            run_method(pair, task, items, "student", settings, out, "test", on_item=interrupt_after_two)
+        path, totals = run_method(pair, task, items, "student", settings, out, "test")
+    _, records = read_results(path)
+    assert len(records) == len(items) == totals.done
+    assert len({r["id"] for r in records}) == len(items)
+
+
+def test_report_builds_tables_and_plots(tiny_paths, small_task, tmp_path):
+    out = tmp_path / "results"
+    result = run_eval(tiny_paths, small_task, out, "--method", "student", "--method", "mentor", "--method", "collab")
+    assert result.exit_code == 0, result.output
+    report = CliRunner().invoke(cli, ["report", str(out)], catch_exceptions=False)
+    assert report.exit_code == 0, report.output
+    assert "| small | student | 6 |" in report.output
+    assert "student → collab" in report.output
+    for name in ("report.md", "accuracy_vs_mentor_share.png", "throughput.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "accuracy_vs_mentor_share.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_of_an_empty_folder_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert result.exit_code == 1 and "no results found" in result.output
+
+
+def test_eval_of_a_malformed_task_file(tiny_paths, tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{oops")
+    result = run_eval(tiny_paths, broken, tmp_path / "out")
+    assert result.exit_code == 1
+    assert "broken.json: not valid JSON" in result.output and "Traceback" not in result.output
+
+
+def test_fetch_bigbench_extracts_only_the_named_tasks(tmp_path, isolated_data_dir):
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name in ("maths/easy/task.json", "maths/task.json", "other/task.json"):
+            data = json.dumps({"examples": [FREE]}).encode()
+            info = tarfile.TarInfo(f"bigbench-9.9/bigbench/benchmark_tasks/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "bigbench-9.9.tar.gz").write_bytes(archive.getvalue())
+    package = ("bigbench", "9.9", "bigbench-9.9.tar.gz", hashlib.sha256(archive.getvalue()).hexdigest())
+    folders = fetch_bigbench(["maths"], find_links=str(links), package=package)
+    root = isolated_data_dir / "datasets" / "bigbench"
+    assert folders == [root / "maths"]
+    assert (root / "maths" / "easy" / "task.json").is_file() and not (root / "other").exists()
+    assert json.loads((root / "maths" / "SOURCE.json").read_text())["package"] == "bigbench==9.9"
+    assert len(load_task("maths").items) == 2
+    wrong = (*package[:3], "0" * 64)
+    with pytest.raises(Exception, match="does not match its pinned sha256"):
+        fetch_bigbench(["maths"], find_links=str(links), package=wrong, force=True)
+
+
+PROMPT = 'def add(a, b):\n    """Add two numbers."""\n'
+TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n"
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ("def add(a, b):\n    return a + b\n", True),
+        ("    return a + b\n", True),  # a body appended to the prompt
+        ("def add(a, b):\n    return a - b\n", False),
+        ("def add(a, b):\n    while True:\n        pass\n", False),  # the time limit ends it
+        ("import socket\ndef add(a, b):\n    socket.create_connection(('127.0.0.1', 9))\n    return a + b\n", False),
+    ],
+)
+def test_humaneval_execution(completion, expected):
+    assert passes(build_program(PROMPT, completion, TEST, "add"), timeout_s=3) is expected
