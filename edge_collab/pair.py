@@ -18,12 +18,15 @@ from edge_collab.backends.base import ModelBackend
 from edge_collab.backends.chat_prompt import validate_messages
 from edge_collab.backends.llamacpp import LlamaCppBackend
 from edge_collab.engine.generation import Generation, GenerationResult, Prompts, start_generation
-from edge_collab.errors import SettingsError, UnknownPresetError
+from edge_collab.errors import SettingsError, UnknownPresetError, VerifierError
 from edge_collab.presets.registry import DEFAULT_PAIR, load_pairs, resolve_model
+from edge_collab.probing import MentorBudget
 from edge_collab.settings import GenerationSettings, ModelSettings
 from edge_collab.verifiers import AlwaysMentor, AlwaysStudent, SelfVerifier, Verifier
+from edge_collab.verifiers.onnx_verifier import OnnxVerifier
 
-VERIFIERS = ("self", "always-mentor", "always-student")
+VERIFIERS = ("self", "onnx", "always-mentor", "always-student")
+SHIPPED_VERIFIER = Path(__file__).parent / "verifiers" / "data" / "default_pair.onnx"
 
 
 def _resolve(spec: str | Path | None, role: Literal["student", "mentor"], data_dir: str | Path | None) -> Path:
@@ -38,6 +41,15 @@ def _resolve(spec: str | Path | None, role: Literal["student", "mentor"], data_d
     return resolve_model(spec, data_dir)
 
 
+def _shipped_verifier() -> Verifier:
+    if not SHIPPED_VERIFIER.is_file():
+        raise VerifierError(
+            "no learned verifier is shipped for the default pair yet; train one "
+            "(edge-collab verifier collect / train) and pass its .onnx path"
+        )
+    return OnnxVerifier(SHIPPED_VERIFIER)
+
+
 class CollabPair:
     """A student model and a mentor model with the settings to combine them."""
 
@@ -50,14 +62,15 @@ class CollabPair:
         mentor_settings: ModelSettings | None = None,
         verifier: str = "self",
     ):
-        if verifier not in VERIFIERS:
-            raise SettingsError(f"verifier must be one of {', '.join(VERIFIERS)}, not {verifier!r}")
+        if verifier not in VERIFIERS and not verifier.endswith(".onnx"):
+            raise SettingsError(f"verifier must be one of {', '.join(VERIFIERS)} or a .onnx file, not {verifier!r}")
         self.student = student
         self._mentor = mentor
         self._mentor_settings = mentor_settings or ModelSettings()
         self.settings = settings or GenerationSettings()
         self.verifier_name = verifier
         self._verifier: Verifier | None = None
+        self._budget: MentorBudget | None = None
 
     @classmethod
     def open(
@@ -73,7 +86,10 @@ class CollabPair:
     ) -> CollabPair:
         """Open models by preset name or .gguf path; None means the default pair."""
         student_path = _resolve(student, "student", data_dir)
-        mentor_path = _resolve(mentor, "mentor", data_dir)
+        student_only = settings is not None and settings.mode == "student"
+        # A student-only run must not need the mentor installed; otherwise a bad
+        # mentor argument fails now, before anything is loaded.
+        mentor_path = None if student_only and mentor is None else _resolve(mentor, "mentor", data_dir)
         backend = LlamaCppBackend(student_path, student_settings)
         return cls(backend, mentor_path, settings=settings, mentor_settings=mentor_settings, verifier=verifier)
 
@@ -97,10 +113,12 @@ class CollabPair:
         if self._verifier is None:
             choices: dict[str, Callable[[], Verifier]] = {
                 "self": lambda: SelfVerifier(self.student),
+                "onnx": lambda: _shipped_verifier(),
                 "always-mentor": AlwaysMentor,
                 "always-student": AlwaysStudent,
             }
-            self._verifier = choices[self.verifier_name]()
+            name = self.verifier_name
+            self._verifier = choices[name]() if name in choices else OnnxVerifier(name)
         return self._verifier
 
     @overload
@@ -124,7 +142,7 @@ class CollabPair:
             mentor=mentor.chat_prompt(messages) if mentor is not None else None,
         )
         verifier = self.verifier if settings.mode == "collab" else None
-        generation = start_generation(self.student, mentor, verifier, settings, prompts)
+        generation = start_generation(self.student, mentor, verifier, settings, prompts, self._budget_for(settings))
         return generation if stream else generation.run()
 
     @overload
@@ -135,6 +153,14 @@ class CollabPair:
     def generate(self, prompt: str, *, stream: bool = False, **overrides: object) -> GenerationResult | Generation:
         """Answer one user message (the chat template is applied)."""
         return self.chat([{"role": "user", "content": prompt}], stream=stream, **overrides)  # type: ignore[call-overload,no-any-return]
+
+    def _budget_for(self, settings: GenerationSettings) -> MentorBudget | None:
+        """The pair's budget controller; it keeps its state across calls with the same target."""
+        if settings.mode != "collab" or settings.mentor_budget is None:
+            return None
+        if self._budget is None or self._budget.target != settings.mentor_budget:
+            self._budget = MentorBudget(settings.mentor_budget)
+        return self._budget
 
     def close(self) -> None:
         self.student.close()

@@ -15,6 +15,8 @@ from edge_collab.errors import SettingsError
 
 Mode = Literal["collab", "student", "mentor"]
 MODES: tuple[Mode, ...] = ("collab", "student", "mentor")
+ProbePolicyName = Literal["random", "uncertainty"]
+PROBE_POLICIES: tuple[ProbePolicyName, ...] = ("random", "uncertainty")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -34,6 +36,10 @@ class GenerationSettings:
     stop: strings that end the answer (not included in it).
     word_extra_tokens: cap on tokens after the first in one word step.
     repeat_guard: stop when the last units of the answer repeat.
+    probe_policy: "random" (probability probe_rate) or "uncertainty" (probe when
+        the student's next-token entropy reaches uncertainty_threshold nats).
+    mentor_budget: target mentor share of the answer; a controller then adjusts
+        the probe rate or threshold during a run (None: no controller).
     """
 
     mode: Mode = "collab"
@@ -45,6 +51,9 @@ class GenerationSettings:
     stop: tuple[str, ...] = ()
     word_extra_tokens: int = 10
     repeat_guard: bool = True
+    probe_policy: ProbePolicyName = "random"
+    uncertainty_threshold: float = 1.0
+    mentor_budget: float | None = None
 
     def __post_init__(self) -> None:
         _require(self.mode in MODES, f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
@@ -63,6 +72,18 @@ class GenerationSettings:
         _require(0 <= self.seed < 2**63, f"seed must be a non-negative integer below 2**63, not {self.seed}")
         _require(0 <= self.word_extra_tokens <= 64, f"word extra tokens must be 0..64, not {self.word_extra_tokens}")
         _require(all(isinstance(s, str) and s for s in self.stop), "stop strings must be non-empty")
+        _require(
+            self.probe_policy in PROBE_POLICIES,
+            f"probe policy must be one of {', '.join(PROBE_POLICIES)}, not {self.probe_policy!r}",
+        )
+        _require(
+            math.isfinite(self.uncertainty_threshold) and 0.0 <= self.uncertainty_threshold <= 20.0,
+            f"uncertainty threshold must be 0..20 nats, not {self.uncertainty_threshold}",
+        )
+        _require(
+            self.mentor_budget is None or (math.isfinite(self.mentor_budget) and 0.0 < self.mentor_budget < 1.0),
+            f"mentor budget must be a share between 0 and 1, not {self.mentor_budget}",
+        )
         object.__setattr__(self, "stop", tuple(self.stop))
 
     def with_changes(self, **changes: object) -> GenerationSettings:

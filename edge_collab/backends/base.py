@@ -195,10 +195,16 @@ class ModelBackend(ABC):
             self._requeue_last_token(state)
         return self._evaluate_pending(state, 1)[0]
 
-    def score(self, tokens: Sequence[int]) -> np.ndarray:
+    def score(self, tokens: Sequence[int], *, predict_first: bool = True) -> np.ndarray:
         """Append `tokens` and return len(tokens)+1 rows of logits: row i predicts
-        tokens[i], the last row predicts what follows. One batched forward pass."""
+        tokens[i], the last row predicts what follows. One batched forward pass.
+        With predict_first=False the row predicting tokens[0] is left out (the
+        caller has it), which spares re-evaluating the last cached token after a
+        rollback."""
         state = self._active
+        if not predict_first:
+            self.append(tokens)
+            return self._evaluate_pending(state, len(tokens))
         first_row = None
         if not state.pending:
             if state.last_logits is None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from edge_collab.cli.options import model_options, open_pair
+from edge_collab.cli.options import model_options, open_pair, probing_options, probing_settings
 from edge_collab.evaluation.runner import RunningTotals, run_method
 from edge_collab.evaluation.tasks import load_task, select
 from edge_collab.settings import MODES, GenerationSettings
@@ -28,6 +28,7 @@ def _show_on(bar: Any) -> Callable[[RunningTotals], None]:
 @click.command("eval")
 @click.argument("task")
 @model_options
+@probing_options
 @click.option(
     "--method",
     "methods",
@@ -81,6 +82,7 @@ def eval_command(
         max_new_tokens=max_tokens,
         seed=seed,
         temperature=temperature,
+        **probing_settings(options),
     )
     with open_pair(ctx, options, settings) as pair:
         for method in dict.fromkeys(methods):

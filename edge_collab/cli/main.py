@@ -26,7 +26,7 @@ class _Group(click.Group):
             raise click.ClickException(f"{error.strerror or error}{target}") from None
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="edge-collab", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
@@ -46,7 +46,7 @@ def cli(ctx: click.Context, data_dir: str | None, verbose: int) -> None:
 
 
 def _register() -> None:
-    from edge_collab.cli import bench_cmd, chat_cmd, data_cmd, eval_cmd, models_cmd, report_cmd, run_cmd
+    from edge_collab.cli import bench_cmd, chat_cmd, data_cmd, eval_cmd, models_cmd, report_cmd, run_cmd, verifier_cmd
 
     cli.add_command(run_cmd.run)
     cli.add_command(chat_cmd.chat)
@@ -55,6 +55,7 @@ def _register() -> None:
     cli.add_command(data_cmd.data)
     cli.add_command(eval_cmd.eval_command)
     cli.add_command(report_cmd.report)
+    cli.add_command(verifier_cmd.verifier)
 
 
 _register()

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from edge_collab.pair import VERIFIERS, CollabPair
-from edge_collab.settings import MODES, GenerationSettings, ModelSettings
+from edge_collab.settings import MODES, PROBE_POLICIES, GenerationSettings, ModelSettings
 
 _MODEL_OPTIONS = [
     click.option(
@@ -43,10 +43,34 @@ _MODEL_OPTIONS = [
     ),
     click.option(
         "--verifier",
-        type=click.Choice(VERIFIERS),
         default="self",
         show_default=True,
-        help="Who decides between the two segments at a divergence.",
+        metavar="|".join(VERIFIERS) + "|FILE.onnx",
+        help="Who decides between the two segments at a divergence: the student itself, the shipped learned "
+        "verifier, a learned verifier file, or a fixed side.",
+    ),
+]
+
+_PROBING_OPTIONS = [
+    click.option(
+        "--probe-policy",
+        type=click.Choice(PROBE_POLICIES),
+        default="random",
+        show_default=True,
+        help="random: probe with --probe-rate; uncertainty: probe where the student's entropy reaches a threshold.",
+    ),
+    click.option(
+        "--uncertainty-threshold",
+        type=click.FloatRange(0.0, 20.0),
+        default=1.0,
+        show_default=True,
+        help="Entropy (nats) at which the uncertainty policy probes.",
+    ),
+    click.option(
+        "--mentor-budget",
+        type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+        default=None,
+        help="Target mentor share (e.g. 0.18): a controller adjusts probing during the run to reach it.",
     ),
 ]
 
@@ -104,7 +128,19 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def generation_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    return _apply(_GENERATION_OPTIONS, command)
+    return _apply(_GENERATION_OPTIONS + _PROBING_OPTIONS, command)
+
+
+def probing_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    return _apply(_PROBING_OPTIONS, command)
+
+
+def probing_settings(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "probe_policy": options["probe_policy"],
+        "uncertainty_threshold": options["uncertainty_threshold"],
+        "mentor_budget": options["mentor_budget"],
+    }
 
 
 def generation_settings(options: dict[str, Any]) -> GenerationSettings:
@@ -116,6 +152,7 @@ def generation_settings(options: dict[str, Any]) -> GenerationSettings:
         seed=options["seed"],
         temperature=options["temperature"],
         stop=tuple(options["stop"]),
+        **probing_settings(options),
     )
 
 

@@ -44,6 +44,7 @@ class Answer:
         self._stop = [s.encode("utf-8") for s in stop]
         self._holdback = max((len(s) for s in self._stop), default=1) - 1
         self._final_tokens = 0
+        self._final_mentor_tokens = 0
         self._final_bytes = bytearray()
         self._token_ends: list[int] = []  # byte offset where each final token ends
         self._emitted_bytes = 0
@@ -73,6 +74,9 @@ class Answer:
         for token in new_tokens:
             self._final_bytes += self.writer.token_bytes(token)
             self._token_ends.append(len(self._final_bytes))
+        self._final_mentor_tokens += sum(
+            1 for s in self.sources[self._final_tokens : self._final_tokens + len(new_tokens)] if s is Source.MENTOR
+        )
         self._final_tokens += len(new_tokens)
         if self._stop and self._cut_at_stop_string(step_start):
             return "stop"
@@ -94,6 +98,7 @@ class Answer:
         self._final_tokens = keep_tokens
         self.writer.truncate(self.prompt_length + keep_tokens)
         del self.sources[keep_tokens:]
+        self._final_mentor_tokens = sum(1 for s in self.sources if s is Source.MENTOR)
         return True
 
     def trim_to(self, length: int) -> None:
@@ -124,7 +129,8 @@ class Answer:
 
     @property
     def mentor_tokens(self) -> int:
-        return sum(1 for s in self.sources[: self._final_tokens] if s is Source.MENTOR)
+        """Final answer tokens that came from adopted mentor segments."""
+        return self._final_mentor_tokens
 
     @property
     def final_tokens(self) -> int:

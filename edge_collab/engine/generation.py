@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,13 +22,14 @@ from edge_collab.backends.base import BackendCounters, ModelBackend
 from edge_collab.engine.answer import Answer
 from edge_collab.engine.mentor_link import MentorLink, make_link
 from edge_collab.engine.pieces import Piece, Source
-from edge_collab.engine.sampling import TokenChooser
+from edge_collab.engine.sampling import TokenChooser, TokenScore, token_logprobs
 from edge_collab.engine.stats import GenerationStats
-from edge_collab.engine.writer import ModelWriter
+from edge_collab.engine.writer import ModelWriter, Written
 from edge_collab.errors import ContextOverflowError, SettingsError
-from edge_collab.probing import RandomProbePolicy
+from edge_collab.probing import MentorBudget, ProbePolicy, RandomProbePolicy, UncertaintyProbePolicy, step_signal
 from edge_collab.settings import GenerationSettings
-from edge_collab.verifiers.base import Divergence, Verifier
+from edge_collab.verifiers.base import Divergence, Verifier, needs_scores
+from edge_collab.verifiers.features import DivergenceScores
 
 
 @dataclass
@@ -87,13 +88,15 @@ def start_generation(
     verifier: Verifier | None,
     settings: GenerationSettings,
     prompts: Prompts,
+    budget: MentorBudget | None = None,
 ) -> Generation:
-    """Prepare a generation; nothing runs until it is iterated."""
+    """Prepare a generation; nothing runs until it is iterated. A `budget`
+    controller, if given, is updated as the answer grows and keeps its state."""
     if settings.mode != "student" and (mentor is None or prompts.mentor is None):
         raise SettingsError(f"mode {settings.mode} needs a mentor")
     if settings.mode == "collab" and verifier is None:
         raise SettingsError("collab mode needs a verifier")
-    return Generation(_Loop(student, mentor, verifier, settings, prompts))
+    return Generation(_Loop(student, mentor, verifier, settings, prompts, budget))
 
 
 class _Loop:
@@ -104,9 +107,10 @@ class _Loop:
         verifier: Verifier | None,
         settings: GenerationSettings,
         prompts: Prompts,
+        budget: MentorBudget | None,
     ):
         self.student, self.mentor, self.verifier = student, mentor, verifier
-        self.settings, self.prompts = settings, prompts
+        self.settings, self.prompts, self.budget = settings, prompts, budget
         self.pieces: list[Piece] = []
         self.result: GenerationResult | None = None
         self.stats = GenerationStats(mode=settings.mode)
@@ -133,11 +137,14 @@ class _Loop:
         backend.discard_branch()
         backend.reset_to(prompt)
         answer = Answer(backend, len(prompt), settings.stop)
-        writer = ModelWriter(backend, TokenChooser(settings.temperature, self._rngs["writer"]))
+        writer = ModelWriter(
+            backend, TokenChooser(settings.temperature, self._rngs["writer"]), record_scores=needs_scores(self.verifier)
+        )
         source = Source.MENTOR if by_mentor else Source.STUDENT
-        link = self._link(answer) if settings.mode == "collab" and settings.probe_rate > 0 else None
+        policy = self._policy()
+        may_probe = settings.probe_rate > 0 or settings.probe_policy != "random" or self.budget is not None
+        link = self._link(answer) if settings.mode == "collab" and may_probe else None
         self._mentor_active = link is not None
-        policy = RandomProbePolicy(settings.probe_rate, self._rngs["probe"])
 
         stop_reason = None
         try:
@@ -146,19 +153,24 @@ class _Loop:
                     stop_reason = "length"
                     break
                 word_start = len(answer)
+                # The signal reads the logits the writer is about to use: no extra evaluation.
+                signal = step_signal(backend.next_logits()) if self._mentor_active and policy.needs_signal else None
                 word = writer.word(settings.word_extra_tokens)
                 if word.ended:
                     stop_reason = "eos"
                     break
                 answer.label_new(source)
-                if self._mentor_active and policy.should_probe():
+                if self._mentor_active and policy.should_probe(signal, self._pressure):
                     assert link is not None
                     if self._consult(link, answer, writer, word_start, word.tokens):
                         stop_reason = "eos"
                 if len(answer) > settings.max_new_tokens:
                     answer.trim_to(settings.max_new_tokens)
                     stop_reason = "length"
+                final_before, mentor_before = answer.final_tokens, answer.mentor_tokens
                 stop_reason = answer.finish_step() or stop_reason
+                if self.budget is not None:
+                    self.budget.update(answer.final_tokens - final_before, answer.mentor_tokens - mentor_before)
                 yield from self._emit(answer, final=False)
         except ContextOverflowError:
             stop_reason = "context"  # the answer filled the context: keep what was written
@@ -167,6 +179,8 @@ class _Loop:
             answer.finish_step()
         yield from self._emit(answer, final=True)
 
+        self.stats.probe_level = policy.level(self._pressure)
+        self.stats.budget_pressure = self._pressure
         self._fill_stats(answer, writer, link, before, time.perf_counter() - started, stop_reason)
         self.result = GenerationResult(answer.text, list(self.pieces), self.stats)
 
@@ -175,30 +189,48 @@ class _Loop:
             self.pieces.append(piece)
             yield piece
 
+    @property
+    def _pressure(self) -> float:
+        return self.budget.pressure if self.budget is not None else 0.0
+
+    def _policy(self) -> ProbePolicy:
+        if self.settings.probe_policy == "uncertainty":
+            return UncertaintyProbePolicy(self.settings.uncertainty_threshold)
+        return RandomProbePolicy(self.settings.probe_rate, self._rngs["probe"])
+
     def _link(self, answer: Answer) -> MentorLink:
         assert self.mentor is not None and self.prompts.mentor is not None
-        mentor_writer = ModelWriter(self.mentor, TokenChooser(self.settings.temperature, self._rngs["mentor"]))
+        mentor_writer = ModelWriter(
+            self.mentor,
+            TokenChooser(self.settings.temperature, self._rngs["mentor"]),
+            record_scores=needs_scores(self.verifier),
+        )
         return make_link(self.student, self.mentor, mentor_writer, self.prompts.mentor, answer)
 
     def _consult(self, link: MentorLink, answer: Answer, writer: ModelWriter, word_start: int, word: list[int]) -> bool:
         """Probe, and on divergence consult and verify. Returns whether the
         answer has ended."""
         stats, k = self.stats, self.settings.segment_tokens
+        wants_scores = needs_scores(self.verifier)
         stats.probes += 1
         try:
             split = link.probe(word_start, word)
-            if split is None:
-                return False
-            stats.divergences += 1
-            mentor_segment = link.mentor_segment(k)
         except ContextOverflowError:
-            self._mentor_active = False  # no room left for the mentor: the student goes on alone
-            link.mentor.discard_branch()
+            return self._mentor_is_full(link)
+        if split is None:
             return False
+        stats.divergences += 1
         if len(answer) - split > k:
             answer.rollback(split + k)
         student_segment = writer.segment(split + k - len(answer))
         answer.label_new(Source.STUDENT)
+        mentor_scores: list[TokenScore] | None = [] if wants_scores else None
+        try:
+            if wants_scores:
+                link.read_student_segment()
+            mentor_segment = link.mentor_segment(k, mentor_scores)
+        except ContextOverflowError:
+            return self._mentor_is_full(link)
         divergence = Divergence(
             prefix_length=answer.prompt_length + split,
             answer_start=answer.prompt_length + answer.final_tokens,
@@ -207,9 +239,14 @@ class _Loop:
         )
         assert self.verifier is not None
         try:
+            if mentor_scores is not None:
+                divergence = replace(
+                    divergence,
+                    scores=self._scores(link, answer, writer, word_start, split, mentor_segment, mentor_scores),
+                )
             verdict = self.verifier.choose(divergence)
         except ContextOverflowError:
-            link.reject()  # no room for the verifier's prompt: keep the student's segment
+            link.reject()  # no room to judge: keep the student's segment
             return student_segment.ended
         stats.verifier_calls += 1
         stats.verifier_off_choice += verdict.off_choice
@@ -221,6 +258,54 @@ class _Loop:
         answer.label_new(Source.MENTOR)
         stats.adoptions += 1
         return mentor_segment.ended
+
+    def _mentor_is_full(self, link: MentorLink) -> bool:
+        self._mentor_active = False  # no room left for the mentor: the student goes on alone
+        link.mentor.discard_branch()
+        return False
+
+    def _scores(
+        self,
+        link: MentorLink,
+        answer: Answer,
+        writer: ModelWriter,
+        word_start: int,
+        split: int,
+        mentor_segment: Written,
+        mentor_scores: list[TokenScore],
+    ) -> DivergenceScores:
+        """Both models' view of both segments (see verifiers/features.py)."""
+        assert writer.scores is not None
+        start = answer.prompt_length + split
+        own = [writer.scores[position] for position in range(start, answer.prompt_length + len(answer))]
+        mentor_tokens_as_student = link.as_student_tokens(mentor_segment.tokens)
+        cross = np.zeros(0)
+        at_split_row = writer.recent_logits.get(start)
+        if mentor_tokens_as_student and at_split_row is not None:
+            # The row predicting the split position is the one the student wrote
+            # A's first token from; the rest of B is read on a scratch branch.
+            self.student.begin_branch(start)
+            try:
+                rows = self.student.score(mentor_tokens_as_student, predict_first=False)
+            finally:
+                self.student.end_branch(keep=False)
+            cross = token_logprobs(np.vstack([at_split_row[None, :], rows[:-1]]), mentor_tokens_as_student)
+        at_split = writer.scores.get(start) or (own[0] if own else TokenScore(0.0, 0.0, 0.0))
+        mentor_at_split = mentor_scores[0] if mentor_scores else TokenScore(0.0, 0.0, 0.0)
+        return DivergenceScores(
+            student_own=np.array([score.logprob for score in own]),
+            student_cross=cross,
+            mentor_own=np.array([score.logprob for score in mentor_scores]),
+            mentor_cross=link.student_segment_logprobs,
+            student_entropy=at_split.entropy,
+            student_margin=at_split.margin,
+            mentor_entropy=mentor_at_split.entropy,
+            mentor_margin=mentor_at_split.margin,
+            agreed_word_tokens=split - word_start,
+            answer_position=split / self.settings.max_new_tokens,
+            probes_so_far=self.stats.probes,
+            adoptions_so_far=self.stats.adoptions,
+        )
 
     def _fill_stats(
         self,

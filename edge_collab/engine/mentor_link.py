@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_collab.backends.base import ModelBackend
 from edge_collab.engine.answer import Answer
+from edge_collab.engine.sampling import TokenScore, score_token, token_logprobs
 from edge_collab.engine.seam import seam_tokens
 from edge_collab.engine.writer import ModelWriter, Written
 
@@ -42,7 +43,13 @@ class MentorLink(ABC):
         self.decode_tokens = 0
         self._split = 0
         self._word_end = 0  # answer position after the probed word
+        self._read_segment = False  # the mentor read the student's whole segment
+        self._branch_at = 0  # mentor context length at the split
         self._first_token = 0
+        # For verifier features: the mentor's distribution at the split, and its
+        # log-probabilities of the student's segment (word part first).
+        self.split_row: np.ndarray | None = None
+        self.student_segment_logprobs: np.ndarray = np.zeros(0)
         mentor.discard_branch()
         mentor.reset_to(prompt)  # lazy: evaluated with the first probe's batch
 
@@ -51,28 +58,51 @@ class MentorLink(ABC):
         None when the mentor agrees, else the answer position where the two
         branches part."""
         catch_up = self.answer.tokens(self.synced)[: word_start - self.synced]
-        evaluated_before = self.mentor.counters.evaluated_tokens
-        split = self._score(word_start, catch_up, word)
-        self.prefill_tokens += self.mentor.counters.evaluated_tokens - evaluated_before
+        split = self._counting_prefill(lambda: self._score(word_start, catch_up, word))
         if split is None:
             self.synced = word_start + len(word)
         else:
             self._split = split
             self._word_end = word_start + len(word)
+            self._read_segment = False
         return split
 
-    def mentor_segment(self, count: int) -> Written:
-        """The mentor's lookahead of up to `count` tokens from the split."""
+    def read_student_segment(self) -> None:
+        """Let the mentor read the rest of the student's segment now (one batch),
+        adding to `student_segment_logprobs`. It would read it at the next probe
+        anyway if the segment is kept; a verifier that compares both models on
+        both segments needs it now."""
+        rest = self.answer.tokens(self._word_end)
+        if rest:
+            logprobs = self._counting_prefill(lambda: self._read(rest))
+            self.student_segment_logprobs = np.concatenate([self.student_segment_logprobs, logprobs])
+        self._read_segment = True
+
+    def mentor_segment(self, count: int, scores: list[TokenScore] | None = None) -> Written:
+        """The mentor's lookahead of up to `count` tokens from the split, on a
+        branch of its cache. With `scores`, each token's TokenScore is added."""
+        self.mentor.begin_branch(self._branch_at)
         if self.mentor.is_end(self._first_token):
             return Written([], ended=True)
+        if scores is not None and self.split_row is not None:
+            scores.append(score_token(self.split_row, self._first_token))
         self.mentor.append([self._first_token])
         rest = self.writer.segment(count - 1)
         tokens = [self._first_token, *rest.tokens]
+        if scores is not None and self.writer.scores is not None:
+            start = len(self.mentor) - len(rest.tokens)
+            scores.extend(self.writer.scores[start + i] for i in range(len(rest.tokens)))
         self.decode_tokens += len(tokens)
         return Written(tokens, rest.ended)
 
     def mentor_text(self, tokens: list[int]) -> bytes:
         return self.mentor.detokenize(tokens)
+
+    def as_student_tokens(self, mentor_tokens: list[int]) -> list[int]:
+        """The mentor's tokens in the student's vocabulary."""
+        if isinstance(self, TokenLink):
+            return list(mentor_tokens)
+        return self.answer.writer.tokenize(self.mentor.detokenize(mentor_tokens)) if mentor_tokens else []
 
     def adopt(self, segment: Written) -> None:
         """Append the mentor's segment to the answer (the student's context,
@@ -82,16 +112,28 @@ class MentorLink(ABC):
         self.synced = len(self.answer)
 
     def reject(self) -> None:
-        """Drop the mentor's segment; its context keeps the scored word."""
-        self.mentor.end_branch(keep=False)
-        if len(self.answer) >= self._word_end:
+        """Drop the mentor's segment; its context keeps what it read."""
+        self.mentor.discard_branch()
+        if self._read_segment:
+            self.synced = len(self.answer)
+        elif len(self.answer) >= self._word_end:
             self.synced = self._word_end
         else:  # the student's segment was cut inside the word
             self._rewind_to_split()
             self.synced = self._split
 
+    def _counting_prefill(self, read):  # type: ignore[no-untyped-def]
+        before = self.mentor.counters.evaluated_tokens
+        try:
+            return read()
+        finally:
+            self.prefill_tokens += self.mentor.counters.evaluated_tokens - before
+
     @abstractmethod
     def _score(self, word_start: int, catch_up: list[int], word: list[int]) -> int | None: ...
+
+    @abstractmethod
+    def _read(self, student_tokens: list[int]) -> np.ndarray: ...
 
     @abstractmethod
     def _append_to_student(self, mentor_tokens: list[int]) -> None: ...
@@ -111,9 +153,15 @@ class TokenLink(MentorLink):
         mismatch = _first_mismatch(rows, word)
         if mismatch is None:
             return None
+        self.split_row = rows[mismatch]
+        self.student_segment_logprobs = token_logprobs(rows[mismatch:], word[mismatch:])
         self._first_token = int(np.argmax(rows[mismatch]))
-        self.mentor.begin_branch(self.prompt_length + word_start + mismatch)
+        self._branch_at = self.prompt_length + word_start + mismatch
         return word_start + mismatch
+
+    def _read(self, student_tokens: list[int]) -> np.ndarray:
+        rows = self.mentor.score(student_tokens)
+        return token_logprobs(rows, student_tokens)
 
     def _append_to_student(self, mentor_tokens: list[int]) -> None:
         self.answer.writer.append(mentor_tokens)
@@ -131,11 +179,7 @@ class TextLink(MentorLink):
     def _score(self, word_start: int, catch_up: list[int], word: list[int]) -> int | None:
         student = self.answer.writer
         if catch_up:
-            keep, tokens = seam_tokens(
-                self.mentor, self.mentor.tokens, student.detokenize(catch_up), self.prompt_length
-            )
-            self.mentor.truncate(keep)
-            self.mentor.append(tokens)
+            self.mentor.append(self._append_text(student.detokenize(catch_up)))
         self._word_context = len(self.mentor)
         mentor_word = self.mentor.tokenize(student.detokenize(word))
         if not mentor_word:
@@ -143,9 +187,29 @@ class TextLink(MentorLink):
         rows = self.mentor.score(mentor_word)
         if _first_mismatch(rows, mentor_word) is None:
             return None
+        self.split_row = rows[0]
+        self.student_segment_logprobs = token_logprobs(rows, mentor_word)
         self._first_token = int(np.argmax(rows[0]))
-        self.mentor.begin_branch(self._word_context)
+        self._branch_at = self._word_context
         return word_start
+
+    def _append_text(self, text: bytes) -> list[int]:
+        keep, tokens = seam_tokens(self.mentor, self.mentor.tokens, text, self.prompt_length)
+        self.mentor.truncate(keep)
+        return tokens
+
+    def _read(self, student_tokens: list[int]) -> np.ndarray:
+        length = len(self.mentor)
+        tokens = self._append_text(self.answer.writer.detokenize(student_tokens))
+        if not tokens:
+            return np.zeros(0)
+        if len(self.mentor) < length:
+            # The seam replaced cached tokens, so the row predicting the first new
+            # token is gone; skip that token's score rather than re-evaluate.
+            rows = self.mentor.score(tokens, predict_first=False)
+            return token_logprobs(rows[:-1], tokens[1:])
+        rows = self.mentor.score(tokens)
+        return token_logprobs(rows, tokens)
 
     def _append_to_student(self, mentor_tokens: list[int]) -> None:
         student = self.answer.writer

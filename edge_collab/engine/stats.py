@@ -25,6 +25,8 @@ class GenerationStats:
     student_decode_tokens: int = 0  # tokens the student wrote, kept or not
     verifier_eval_tokens: int = 0  # tokens evaluated on scratch branches for verifier prompts
     reevaluated_tokens: int = 0  # tokens either model evaluated a second time at the same place
+    probe_level: float = 0.0  # probe rate (random) or entropy threshold (uncertainty) at the end
+    budget_pressure: float = 0.0  # the mentor-budget controller's pressure at the end (0 without one)
     wall_s: float = 0.0
     student_s: float = 0.0  # time inside the student model (verifier prompts included)
     mentor_s: float = 0.0  # time inside the mentor model

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
+import numpy as np
+
 from edge_collab.backends.base import ModelBackend
-from edge_collab.engine.sampling import TokenChooser
+from edge_collab.engine.sampling import TokenChooser, TokenScore, score_token
+
+_RECENT_LOGITS = 64  # enough for a word step plus a lookahead segment
 
 
 @dataclass
@@ -22,11 +27,16 @@ class ModelWriter:
     starts a new word, and that same token then opens the next step.
     """
 
-    def __init__(self, backend: ModelBackend, chooser: TokenChooser):
+    def __init__(self, backend: ModelBackend, chooser: TokenChooser, record_scores: bool = False):
         self.backend = backend
         self.chooser = chooser
         self.decoded_tokens = 0
         self._peeked: tuple[int, int] | None = None  # (context version, token)
+        # Per context position: how sure the model was of the token it wrote there,
+        # and (for the last few positions) its whole distribution. Only kept when
+        # a verifier needs them (costs a softmax per token).
+        self.scores: dict[int, TokenScore] | None = {} if record_scores else None
+        self.recent_logits: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def peek(self) -> int:
         version = self.backend.version
@@ -36,6 +46,12 @@ class ModelWriter:
 
     def take(self) -> int:
         token = self.peek()
+        if self.scores is not None:
+            logits = self.backend.next_logits()
+            self.scores[len(self.backend)] = score_token(logits, token)
+            self.recent_logits[len(self.backend)] = logits.copy()
+            while len(self.recent_logits) > _RECENT_LOGITS:
+                self.recent_logits.popitem(last=False)
         self.backend.append([token])
         self.decoded_tokens += 1
         return token

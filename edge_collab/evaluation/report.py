@@ -28,7 +28,12 @@ class Run:
         method = str(self.header["method"])
         if method != "collab":
             return method
-        return f"collab ρ={self.header['probe_rate']:g} k={self.header['segment_tokens']} {self.header['verifier']}"
+        h = self.header
+        probing = (
+            f"H≥{h['uncertainty_threshold']:g}" if h.get("probe_policy") == "uncertainty" else f"ρ={h['probe_rate']:g}"
+        )
+        budget = f" budget {h['mentor_budget']:g}" if h.get("mentor_budget") is not None else ""
+        return f"collab {probing} k={h['segment_tokens']} {h['verifier']}{budget}"
 
     def total(self, key: str) -> float:
         return float(sum(r[key] for r in self.items.values()))

@@ -69,6 +69,12 @@ def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSe
             "segment_tokens": settings.segment_tokens,
             "verifier": pair.verifier_name,
         }
+        # Added after the first results were recorded: left out at their defaults
+        # so those results keep their file names.
+        if settings.probe_policy != "random":
+            header |= {"probe_policy": settings.probe_policy, "uncertainty_threshold": settings.uncertainty_threshold}
+        if settings.mentor_budget is not None:
+            header["mentor_budget"] = settings.mentor_budget
     return header
 
 
@@ -117,6 +123,7 @@ def _item_record(item: Item, method: str, reply_text: str, stats, graded, questi
         "student_s": stats.student_s,
         "mentor_s": stats.mentor_s,
         "stop_reason": stats.stop_reason,
+        "probe_level": stats.probe_level,
         "hit_cap": stats.stop_reason == "length",
         "text": reply_text,
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from edge_collab.verifiers.features import DivergenceScores
+
 
 @dataclass(frozen=True)
 class Divergence:
@@ -13,12 +15,15 @@ class Divergence:
     prefix_length: tokens of the student's context both branches share.
     answer_start: where the answer begins in the student's context.
     student_text / mentor_text: segment A (student) and segment B (mentor).
+    scores: both models' view of both segments, computed only for verifiers
+        that ask for it (`needs_scores`).
     """
 
     prefix_length: int
     answer_start: int
     student_text: str
     mentor_text: str
+    scores: DivergenceScores | None = None
 
 
 @dataclass(frozen=True)
@@ -30,3 +35,8 @@ class Verdict:
 
 class Verifier(Protocol):
     def choose(self, divergence: Divergence) -> Verdict: ...
+
+
+def needs_scores(verifier: object) -> bool:
+    """Whether the engine must compute `Divergence.scores` for this verifier."""
+    return bool(getattr(verifier, "needs_scores", False))

@@ -1,0 +1,151 @@
+"""`edge-collab verifier collect|train|info`: the learned verifier's pipeline."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from edge_collab.cli.options import model_options, open_pair
+from edge_collab.evaluation.tasks import load_task, select
+from edge_collab.settings import GenerationSettings
+from edge_collab.verifiers.collect import collect_divergences
+from edge_collab.verifiers.onnx_verifier import read_metadata
+from edge_collab.verifiers.training import compare_on, export_onnx, held_out_mask, load_records, train_mlp
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The invocation, rebuilt from click's parsed parameters (for provenance)."""
+    parts: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value is None or value == param.default or value == ():
+            continue
+        if isinstance(param, click.Argument):
+            parts += [str(v) for v in (value if isinstance(value, tuple) else (value,))]
+        elif param.opts:
+            for single in value if isinstance(value, tuple) else (value,):
+                parts += [param.opts[0], str(single)]
+    return f"{ctx.command_path} {shlex.join(parts)}"
+
+
+@click.group()
+def verifier() -> None:
+    """Collect divergences, train a learned verifier, inspect one."""
+
+
+@verifier.command()
+@click.argument("tasks", nargs=-1, required=True)
+@model_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSONL file to append to.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most N training items per task.")
+@click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
+@click.option("--segment-tokens", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--max-tokens", type=click.IntRange(1, 100_000), default=384, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.pass_context
+def collect(
+    ctx: click.Context,
+    tasks: tuple[str, ...],
+    out: Path,
+    limit: int | None,
+    probe_rate: float,
+    segment_tokens: int,
+    max_tokens: int,
+    seed: int,
+    **options: Any,
+) -> None:
+    """Run collab on TASKS' training items and record each divergence with the
+    outcome of finishing the answer from either branch."""
+    settings = GenerationSettings(
+        probe_rate=probe_rate, segment_tokens=segment_tokens, max_new_tokens=max_tokens, seed=seed
+    )
+    header = {
+        "command": _command_line(ctx),
+        "tasks": list(tasks),
+        "probe_rate": probe_rate,
+        "segment_tokens": segment_tokens,
+        "max_new_tokens": max_tokens,
+        "seed": seed,
+    }
+    with open_pair(ctx, {**options, "verifier": "self"}, settings) as pair:
+        header |= {"student": pair.student.name, "mentor": pair.mentor_name}
+        for spec in tasks:
+            task = load_task(spec, ctx.obj["data_dir"])
+            items = select(task, "train", limit)
+            if not items:
+                raise click.ClickException(f"{task.name} has no training items (tasks under 200 items have none)")
+            with click.progressbar(
+                length=len(items), label=f"collect {task.name}", show_eta=True, show_pos=True, file=sys.stderr
+            ) as bar:
+
+                def update(done: int, records: int, bar: Any = bar) -> None:
+                    bar.update(done - bar.pos, f"{records} divergences")
+
+                done, records = collect_divergences(pair, items, settings, out, header, on_item=update)
+            click.echo(f"{task.name}: {done} items, {records} divergences -> {out}")
+
+
+@verifier.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The .onnx file to write.")
+@click.option("--hidden", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--held-out",
+    type=click.FloatRange(0.05, 0.9),
+    default=0.25,
+    show_default=True,
+    help="Share of items whose divergences are held out for the reported metrics.",
+)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.pass_context
+def train(ctx: click.Context, files: tuple[Path, ...], out: Path, hidden: int, held_out: float, seed: int) -> None:
+    """Train an MLP on collected divergences and export it to ONNX."""
+    dataset = load_records(files)
+    mask = held_out_mask(dataset.items, held_out)
+    if mask.all() or not mask.any():
+        raise click.ClickException("too few items to hold some out; collect more")
+    model = train_mlp(dataset.features[~mask], dataset.labels[~mask], hidden=hidden, seed=seed)
+    metrics: dict[str, Any] = {
+        "held_out": compare_on(dataset, mask, model),
+        "training": compare_on(dataset, ~mask, model),
+        "ties_excluded": dataset.ties,
+    }
+    students = {json.loads(line)["student"] for f in files for line in f.read_text().splitlines()[:1]}
+    mentors = {json.loads(line)["mentor"] for f in files for line in f.read_text().splitlines()[:1]}
+    export_onnx(
+        model,
+        out,
+        {
+            "student": students.pop() if len(students) == 1 else "any",
+            "mentor": mentors.pop() if len(mentors) == 1 else "any",
+            "training_data": json.dumps(dataset.sources),
+            "training_command": _command_line(ctx),
+            "trained": datetime.now(UTC).isoformat(timespec="seconds"),
+            "metrics": json.dumps(metrics),
+            "hidden_units": str(hidden),
+        },
+    )
+    held = metrics["held_out"]
+    click.echo(
+        f"decisive divergences: {len(dataset.labels)} ({int(mask.sum())} held out), ties excluded: {dataset.ties}"
+    )
+    for name in ("learned", "self", "always_mentor", "always_student"):
+        row = held[name]
+        auc = f", AUC {row['auc']:.3f}" if "auc" in row and not np.isnan(row["auc"]) else ""
+        click.echo(f"  held out, {name:<15} accuracy {row['accuracy']:.1%}{auc}")
+    click.echo(f"written: {out}")
+
+
+@verifier.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def info(file: Path) -> None:
+    """Show a verifier file's metadata."""
+    for key, value in sorted(read_metadata(file).items()):
+        click.echo(f"{key}: {value}")

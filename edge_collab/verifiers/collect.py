@@ -1,0 +1,132 @@
+"""Collecting training data for the learned verifier.
+
+Collab runs on *training* items with the self verifier choosing, as usual. At
+each divergence the recorder also finishes the answer from each branch with
+the student alone (on a scratch branch of its cache) and grades both against
+the gold answer: the label says which branch led to a correct answer, i.e. it
+measures outcome, not imitation of the mentor. Lines are written as items
+finish; a rerun skips finished items.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_collab.backends.base import ModelBackend
+from edge_collab.engine.generation import Prompts, start_generation
+from edge_collab.engine.sampling import TokenChooser
+from edge_collab.engine.writer import ModelWriter
+from edge_collab.evaluation.grading import grade
+from edge_collab.evaluation.prompts import Question, build_question
+from edge_collab.evaluation.tasks import Item
+from edge_collab.pair import CollabPair
+from edge_collab.settings import GenerationSettings
+from edge_collab.verifiers.base import Divergence, Verdict
+from edge_collab.verifiers.features import FEATURE_NAMES, feature_vector
+from edge_collab.verifiers.self_verifier import SelfVerifier
+
+
+@dataclass
+class RecordingVerifier:
+    """Chooses like the self verifier and records, for each divergence, the
+    features and the outcome of finishing from each branch."""
+
+    student: ModelBackend
+    item: Item
+    question: Question
+    prompt_length: int
+    max_new_tokens: int
+    records: list[dict] = field(default_factory=list)  # type: ignore[type-arg]
+    needs_scores = True
+
+    def __post_init__(self) -> None:
+        self._self_verifier = SelfVerifier(self.student)
+
+    def choose(self, divergence: Divergence) -> Verdict:
+        assert divergence.scores is not None
+        verdict = self._self_verifier.choose(divergence)
+        margin = verdict.margin if verdict.adopt_mentor else -verdict.margin
+        mentor_tokens = self.student.tokenize(divergence.mentor_text.encode("utf-8"))
+        student_correct = self._finish_and_grade(len(self.student), [])
+        mentor_correct = self._finish_and_grade(divergence.prefix_length, mentor_tokens)
+        features = feature_vector(divergence.scores)
+        self.records.append(
+            {
+                "type": "divergence",
+                "item": self.item.id,
+                "features": {name: float(value) for name, value in zip(FEATURE_NAMES, features, strict=True)},
+                "self_margin": margin,
+                "self_adopted": verdict.adopt_mentor,
+                "student_correct": student_correct,
+                "mentor_correct": mentor_correct,
+                "student_text": divergence.student_text,
+                "mentor_text": divergence.mentor_text,
+            }
+        )
+        return verdict
+
+    def _finish_and_grade(self, branch_at: int, then: list[int]) -> bool:
+        """Finish the answer greedily with the student from context[:branch_at] + then."""
+        student = self.student
+        student.begin_branch(branch_at)
+        try:
+            student.append(then)
+            writer = ModelWriter(student, TokenChooser(0.0, np.random.default_rng(0)))
+            budget = self.prompt_length + self.max_new_tokens - len(student)
+            writer.segment(max(0, min(budget, student.n_ctx - len(student) - 1)))
+            reply = student.detokenize(student.tokens[self.prompt_length :]).decode("utf-8", errors="replace")
+        finally:
+            student.end_branch(keep=False)
+        return grade(self.item, self.question, reply).correct
+
+
+def collect_divergences(
+    pair: CollabPair,
+    items: list[Item],
+    settings: GenerationSettings,
+    out: Path,
+    header: dict,  # type: ignore[type-arg]
+    on_item: Callable[[int, int], None] = lambda done, records: None,
+) -> tuple[int, int]:
+    """Run collab on each item not yet in `out`, appending its divergences.
+    Returns (items of `items` done, divergences recorded in the whole file);
+    `on_item` gets the same after each item."""
+    done_items: set[str] = set()
+    recorded = 0
+    if out.exists():
+        for line in out.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("type") == "item_done":
+                done_items.add(record["item"])
+                recorded += int(record["divergences"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a", encoding="utf-8") as sink:
+        if not done_items and out.stat().st_size == 0:
+            sink.write(json.dumps({"type": "collect_header", "feature_names": list(FEATURE_NAMES), **header}) + "\n")
+        wanted = {item.id for item in items}
+        on_item(len(done_items & wanted), recorded)
+        for item in items:
+            if item.id in done_items:
+                continue
+            question = build_question(item, settings.seed)
+            messages = [{"role": "user", "content": question.message}]
+            prompts = Prompts(pair.student.chat_prompt(messages), pair.mentor.chat_prompt(messages))
+            recorder = RecordingVerifier(pair.student, item, question, len(prompts.student), settings.max_new_tokens)
+            start_generation(pair.student, pair.mentor, recorder, settings.with_changes(mode="collab"), prompts).run()
+            lines = recorder.records + [{"type": "item_done", "item": item.id, "divergences": len(recorder.records)}]
+            sink.write("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+            sink.flush()
+            os.fsync(sink.fileno())
+            done_items.add(item.id)
+            recorded += len(recorder.records)
+            on_item(len(done_items & wanted), recorded)
+    return len(done_items & wanted), recorded

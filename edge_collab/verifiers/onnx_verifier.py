@@ -1,0 +1,87 @@
+"""A learned verifier: a small MLP in an ONNX file, run with onnxruntime.
+
+The file carries its own description in its metadata: the feature names and
+their order, the feature-set version, the pair it was trained for, where its
+training data came from and its held-out metrics. A file whose features differ
+from what this engine computes is refused, never silently mis-read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edge_collab.errors import VerifierError
+from edge_collab.verifiers.base import Divergence, Verdict
+from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION, feature_vector
+
+INPUT_NAME = "features"
+OUTPUT_NAME = "p_mentor"
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    import onnxruntime
+
+    session = _session(path, onnxruntime)
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def _session(path: str | Path, onnxruntime):  # type: ignore[no-untyped-def]
+    path = Path(path)
+    if not path.is_file():
+        raise VerifierError(f"verifier file not found: {path}")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1  # a few hundred multiply-adds: threads cost more than they save
+    options.log_severity_level = 3
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped errors for unreadable files
+        raise VerifierError(f"cannot load verifier {path}: {str(error).splitlines()[0]}") from None
+
+
+class OnnxVerifier:
+    """Adopts the mentor's segment when the model's p(mentor's branch is better)
+    exceeds `threshold`."""
+
+    needs_scores = True
+
+    def __init__(self, path: str | Path, threshold: float = 0.5):
+        import onnxruntime
+
+        self.path = Path(path)
+        self.threshold = threshold
+        self._session = _session(self.path, onnxruntime)
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        self._check_features()
+
+    def _check_features(self) -> None:
+        try:
+            names = tuple(json.loads(self.metadata["feature_names"]))
+            version = int(self.metadata["feature_set_version"])
+        except (KeyError, ValueError, TypeError):
+            raise VerifierError(f"{self.path} is not an edge-collab verifier (no feature metadata)") from None
+        if version != FEATURE_SET_VERSION or names != FEATURE_NAMES:
+            raise VerifierError(
+                f"{self.path} was trained on feature set {version} ({len(names)} features); "
+                f"this engine computes set {FEATURE_SET_VERSION} ({len(FEATURE_NAMES)} features): retrain it"
+            )
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].shape[-1] != len(FEATURE_NAMES):
+            raise VerifierError(f"{self.path}: its input is not '{INPUT_NAME}' with {len(FEATURE_NAMES)} features")
+
+    @property
+    def trained_for(self) -> tuple[str, str]:
+        return self.metadata.get("student", "any"), self.metadata.get("mentor", "any")
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        batch = np.atleast_2d(features).astype(np.float32)
+        (output,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        return np.asarray(output).reshape(-1)
+
+    def choose(self, divergence: Divergence) -> Verdict:
+        if divergence.scores is None:
+            raise VerifierError("the learned verifier needs divergence scores; the engine did not compute them")
+        p_mentor = float(self.probability(feature_vector(divergence.scores))[0])
+        return Verdict(adopt_mentor=p_mentor > self.threshold, margin=abs(p_mentor - self.threshold))

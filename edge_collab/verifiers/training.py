@@ -1,0 +1,203 @@
+"""Training the learned verifier: a small MLP in numpy, exported to ONNX.
+
+Input: divergence records from `edge-collab verifier collect` (features, the
+self verifier's choice, and the outcome of finishing the answer from each
+branch with the student alone). Only decisive divergences train: one branch
+led to a correct answer and the other did not (label 1 when the mentor's
+did). Ties (both right or both wrong) carry no signal about which branch is
+better and are counted, not used. Held-out divergences are those of held-out
+*items*, so no item contributes to both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_collab.errors import VerifierError
+from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION
+from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME
+
+
+@dataclass
+class Dataset:
+    features: np.ndarray  # (n, len(FEATURE_NAMES))
+    labels: np.ndarray  # 1: the mentor's branch was better
+    self_margin: np.ndarray  # the self verifier's logit(B) - logit(A)
+    items: list[str]
+    ties: int
+    sources: list[str]
+
+
+def load_records(paths: Sequence[Path]) -> Dataset:
+    features, labels, margins, items, sources = [], [], [], [], []
+    ties = 0
+    for path in paths:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise VerifierError(f"{path}: file not found") from None
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by an interrupted collection
+            if record.get("type") == "collect_header":
+                sources.append(f"{path.name}: {record.get('command', '')}")
+                if record.get("feature_names") != list(FEATURE_NAMES):
+                    raise VerifierError(f"{path}: collected with other features; collect again")
+                continue
+            if record.get("type") != "divergence":
+                continue
+            if record["student_correct"] == record["mentor_correct"]:
+                ties += 1
+                continue
+            try:
+                features.append([float(record["features"][name]) for name in FEATURE_NAMES])
+            except KeyError as missing:
+                raise VerifierError(f"{path}:{number}: feature {missing} missing") from None
+            labels.append(1.0 if record["mentor_correct"] else 0.0)
+            margins.append(float(record["self_margin"]))
+            items.append(str(record["item"]))
+    return Dataset(
+        np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)),
+        np.asarray(labels),
+        np.asarray(margins),
+        items,
+        ties,
+        sources,
+    )
+
+
+def held_out_mask(items: Sequence[str], fraction: float = 0.25) -> np.ndarray:
+    """Hold out whole items, chosen by a hash of their id."""
+    buckets = [int(hashlib.sha256(item.encode()).hexdigest()[:8], 16) % 100 for item in items]
+    return np.asarray([b < fraction * 100 for b in buckets])
+
+
+@dataclass
+class Mlp:
+    mean: np.ndarray
+    std: np.ndarray
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        hidden = np.tanh(((x - self.mean) / self.std) @ self.w1 + self.b1)
+        return 1.0 / (1.0 + np.exp(-(hidden @ self.w2 + self.b2).reshape(-1)))
+
+
+def train_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    hidden: int = 16,
+    epochs: int = 3000,
+    learning_rate: float = 0.01,
+    weight_decay: float = 1e-3,
+    seed: int = 0,
+) -> Mlp:
+    """Full-batch Adam on class-balanced logistic loss, with L2 on the weights."""
+    if len(np.unique(y)) < 2:
+        raise VerifierError("training needs decisive divergences of both kinds (mentor better and student better)")
+    rng = np.random.default_rng(seed)
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = (x - mean) / std
+    positive = y.mean()
+    weights = np.where(y == 1, 0.5 / positive, 0.5 / (1 - positive)) / len(y)
+    params = [
+        rng.normal(0, 1 / np.sqrt(z.shape[1]), (z.shape[1], hidden)),
+        np.zeros(hidden),
+        rng.normal(0, 1 / np.sqrt(hidden), (hidden, 1)),
+        np.zeros(1),
+    ]
+    moments = [np.zeros_like(p) for p in params]
+    squares = [np.zeros_like(p) for p in params]
+    for step in range(1, epochs + 1):
+        w1, b1, w2, b2 = params
+        h = np.tanh(z @ w1 + b1)
+        p = 1 / (1 + np.exp(-(h @ w2 + b2).reshape(-1)))
+        d_logit = (weights * (p - y))[:, None]
+        d_hidden = (d_logit @ w2.T) * (1 - h * h)
+        grads = [z.T @ d_hidden + weight_decay * w1, d_hidden.sum(0), h.T @ d_logit + weight_decay * w2, d_logit.sum(0)]
+        for i, grad in enumerate(grads):
+            moments[i] = 0.9 * moments[i] + 0.1 * grad
+            squares[i] = 0.999 * squares[i] + 0.001 * grad * grad
+            corrected = moments[i] / (1 - 0.9**step)
+            params[i] = params[i] - learning_rate * corrected / (np.sqrt(squares[i] / (1 - 0.999**step)) + 1e-8)
+    return Mlp(mean, std, *params)
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (probability a positive outranks a negative)."""
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    if not len(positives) or not len(negatives):
+        return float("nan")
+    greater = (positives[:, None] > negatives[None, :]).sum()
+    equal = (positives[:, None] == negatives[None, :]).sum()
+    return float((greater + 0.5 * equal) / (len(positives) * len(negatives)))
+
+
+def compare_on(dataset: Dataset, mask: np.ndarray, model: Mlp) -> dict[str, dict[str, float]]:
+    """Accuracy (and AUC where a score exists) of each way to choose, on `mask`."""
+    y = dataset.labels[mask]
+    learned = model.probability(dataset.features[mask])
+    margin = dataset.self_margin[mask]
+    return {
+        "learned": {"accuracy": float(((learned > 0.5) == y).mean()), "auc": auc(learned, y)},
+        "self": {"accuracy": float(((margin > 0) == y).mean()), "auc": auc(margin, y)},
+        "always_mentor": {"accuracy": float((y == 1).mean())},
+        "always_student": {"accuracy": float((y == 0).mean())},
+        "divergences": {"count": float(len(y))},
+    }
+
+
+def export_onnx(model: Mlp, path: Path, metadata: dict[str, str]) -> None:
+    """Write the MLP (normalisation included) as an ONNX graph with metadata."""
+    try:
+        import onnx
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        raise VerifierError("exporting needs the onnx package: pip install 'edge-collab[train]'") from None
+
+    def constant(name: str, value: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
+
+    nodes = [
+        helper.make_node("Sub", [INPUT_NAME, "mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "std"], ["scaled"]),
+        helper.make_node("MatMul", ["scaled", "w1"], ["h_linear"]),
+        helper.make_node("Add", ["h_linear", "b1"], ["h_biased"]),
+        helper.make_node("Tanh", ["h_biased"], ["hidden"]),
+        helper.make_node("MatMul", ["hidden", "w2"], ["o_linear"]),
+        helper.make_node("Add", ["o_linear", "b2"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], [OUTPUT_NAME]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "edge_collab_verifier",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", len(FEATURE_NAMES)])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", 1])],
+        initializer=[
+            constant("mean", model.mean),
+            constant("std", model.std),
+            constant("w1", model.w1),
+            constant("b1", model.b1),
+            constant("w2", model.w2),
+            constant("b2", model.b2),
+        ],
+    )
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edge-collab")
+    onnx_model.ir_version = 8  # readable by onnxruntime releases back to 1.15
+    full = {"feature_names": json.dumps(list(FEATURE_NAMES)), "feature_set_version": str(FEATURE_SET_VERSION)}
+    full.update(metadata)
+    helper.set_model_props(onnx_model, full)
+    onnx.checker.check_model(onnx_model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(onnx_model, str(path))

@@ -1,0 +1,175 @@
+"""The learned verifier: collection, training, ONNX export and use in the engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from engine_helpers import generate
+from test_tasks import FREE, write_bigbench
+
+from edge_collab.cli.main import cli
+from edge_collab.errors import VerifierError
+from edge_collab.evaluation.runner import read_results
+from edge_collab.verifiers.base import Divergence
+from edge_collab.verifiers.features import FEATURE_NAMES, DivergenceScores, feature_vector
+from edge_collab.verifiers.onnx_verifier import OnnxVerifier
+from edge_collab.verifiers.training import Mlp, export_onnx, load_records, train_mlp
+
+
+def synthetic_records(path: Path, count: int = 400, seed: int = 0) -> Path:
+    """Divergences where the mentor's branch wins exactly when it is more confident than the student."""
+    rng = np.random.default_rng(seed)
+    lines = [
+        json.dumps({"type": "collect_header", "feature_names": list(FEATURE_NAMES), "student": "s", "mentor": "m"})
+    ]
+    for i in range(count):
+        features = {name: float(rng.normal()) for name in FEATURE_NAMES}
+        mentor_better = features["mentor_own_mean_logprob"] > features["student_own_mean_logprob"]
+        lines.append(
+            json.dumps(
+                {
+                    "type": "divergence",
+                    "item": f"item-{i // 2}",
+                    "features": features,
+                    "self_margin": float(rng.normal()),
+                    "self_adopted": False,
+                    "student_correct": not mentor_better,
+                    "mentor_correct": mentor_better,
+                }
+            )
+        )
+    lines.append(
+        json.dumps(
+            {
+                "type": "divergence",
+                "item": "tie",
+                "features": features,
+                "self_margin": 0.0,
+                "student_correct": False,
+                "mentor_correct": False,
+            }
+        )
+    )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_training_learns_a_rule_and_beats_the_baselines(tmp_path):
+    records = synthetic_records(tmp_path / "div.jsonl")
+    out = tmp_path / "verifier.onnx"
+    result = CliRunner().invoke(cli, ["verifier", "train", str(records), "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "ties excluded: 1" in result.output
+    verifier = OnnxVerifier(out)
+    metrics = json.loads(verifier.metadata["metrics"])["held_out"]
+    assert metrics["learned"]["accuracy"] > 0.85
+    assert metrics["learned"]["accuracy"] > metrics["self"]["accuracy"]
+    assert metrics["learned"]["accuracy"] > max(
+        metrics["always_mentor"]["accuracy"], metrics["always_student"]["accuracy"]
+    )
+    assert verifier.trained_for == ("s", "m")
+    assert json.loads(verifier.metadata["feature_names"]) == list(FEATURE_NAMES)
+    info = CliRunner().invoke(cli, ["verifier", "info", str(out)], catch_exceptions=False)
+    assert "feature_set_version: 1" in info.output and "training_command: edge-collab verifier train" in info.output
+
+
+def test_onnx_matches_the_numpy_model(tmp_path):
+    data = load_records([synthetic_records(tmp_path / "div.jsonl")])
+    model = train_mlp(data.features, data.labels, epochs=200)
+    path = tmp_path / "m.onnx"
+    export_onnx(model, path, {"student": "any", "mentor": "any"})
+    batch = data.features[:32]
+    assert np.allclose(OnnxVerifier(path).probability(batch), model.probability(batch), atol=1e-5)
+
+
+def test_a_verifier_with_other_features_is_refused(tmp_path):
+    model = Mlp(
+        np.zeros(len(FEATURE_NAMES)),
+        np.ones(len(FEATURE_NAMES)),
+        np.zeros((len(FEATURE_NAMES), 2)),
+        np.zeros(2),
+        np.zeros((2, 1)),
+        np.zeros(1),
+    )
+    path = tmp_path / "old.onnx"
+    export_onnx(model, path, {"feature_names": json.dumps(["a", "b"]), "feature_set_version": "0"})
+    with pytest.raises(VerifierError, match="trained on feature set 0"):
+        OnnxVerifier(path)
+
+
+def test_a_file_that_is_not_a_verifier(tmp_path):
+    path = tmp_path / "junk.onnx"
+    path.write_bytes(b"not onnx")
+    with pytest.raises(VerifierError, match="cannot load verifier"):
+        OnnxVerifier(path)
+    with pytest.raises(VerifierError, match="not found"):
+        OnnxVerifier(tmp_path / "missing.onnx")
+
+
+@pytest.fixture
+def trained_verifier(tmp_path) -> Path:
+    data = load_records([synthetic_records(tmp_path / "div.jsonl")])
+    path = tmp_path / "v.onnx"
+    export_onnx(train_mlp(data.features, data.labels, epochs=300), path, {})
+    return path
+
+
+@pytest.mark.parametrize("mentor_fixture", ["mentor", "other_tokenizer_mentor"])
+def test_the_engine_computes_scores_and_uses_the_learned_verifier(request, student, trained_verifier, mentor_fixture):
+    mentor = request.getfixturevalue(mentor_fixture)
+    seen: list[Divergence] = []
+
+    class Spy(OnnxVerifier):
+        def choose(self, divergence):
+            seen.append(divergence)
+            return super().choose(divergence)
+
+    result = generate(student, mentor, Spy(trained_verifier), max_new_tokens=100)
+    assert result.stats.divergences == len(seen) > 0
+    for divergence in seen:
+        scores = divergence.scores
+        assert isinstance(scores, DivergenceScores)
+        assert scores.student_own.size > 0 and scores.mentor_own.size > 0
+        assert scores.mentor_cross.size > 0 and scores.student_cross.size > 0
+        assert np.all(scores.student_own <= 0) and np.all(scores.mentor_cross <= 0)
+        assert np.isfinite(feature_vector(scores)).all()
+    assert result.stats.reevaluated_tokens == 0
+
+
+def test_collect_records_outcomes_and_resumes(tiny_paths, tmp_path, isolated_data_dir):
+    task = write_bigbench(
+        tmp_path / "many", [dict(FREE, input=f"What is {i} plus {i}?", target=str(2 * i)) for i in range(300)]
+    )
+    out = tmp_path / "divergences.jsonl"
+    args = [
+        "verifier",
+        "collect",
+        str(task),
+        "--student",
+        str(tiny_paths["student"]),
+        "--mentor",
+        str(tiny_paths["mentor"]),
+        "--n-ctx",
+        "512",
+        "--max-tokens",
+        "40",
+        "--out",
+        str(out),
+    ]
+    first = CliRunner().invoke(cli, [*args, "--limit", "2"], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["type"] == "collect_header" and lines[0]["feature_names"] == list(FEATURE_NAMES)
+    divergences = [line for line in lines if line["type"] == "divergence"]
+    assert divergences and all(set(d["features"]) == set(FEATURE_NAMES) for d in divergences)
+    assert all(isinstance(d["student_correct"], bool) and isinstance(d["mentor_correct"], bool) for d in divergences)
+    assert sum(1 for line in lines if line["type"] == "item_done") == 2
+    again = CliRunner().invoke(cli, [*args, "--limit", "3"], catch_exceptions=False)
+    assert again.exit_code == 0, again.output
+    done = [json.loads(line)["item"] for line in out.read_text().splitlines() if '"item_done"' in line]
+    assert len(done) == 3 and len(set(done)) == 3
+    assert read_results(out)[0] is None  # not an eval results file: report ignores it

@@ -1,0 +1,79 @@
+"""Probe policies and the mentor-budget controller."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from engine_helpers import generate
+
+from edge_collab.probing import MentorBudget, RandomProbePolicy, UncertaintyProbePolicy, step_signal
+from edge_collab.verifiers import AlwaysMentor
+
+
+def test_step_signal_entropy_and_margin():
+    flat = step_signal(np.zeros(8, dtype=np.float32))
+    assert flat.entropy == pytest.approx(math.log(8)) and flat.margin == pytest.approx(0.0)
+    sharp = step_signal(np.array([10.0, 0.0, 0.0, 0.0], dtype=np.float32))
+    assert sharp.entropy < 0.01 and sharp.margin > 0.99
+
+
+def test_random_policy_rate_and_pressure():
+    policy = RandomProbePolicy(0.25, np.random.default_rng(0))
+    draws = [policy.should_probe(None, 0.0) for _ in range(4000)]
+    assert 0.22 < sum(draws) / len(draws) < 0.28
+    assert policy.level(math.log(2)) == pytest.approx(0.5)
+    assert policy.level(10.0) == 1.0
+
+
+def test_uncertainty_policy_threshold_and_pressure():
+    policy = UncertaintyProbePolicy(1.0)
+    assert policy.should_probe(step_signal(np.zeros(8, dtype=np.float32)), 0.0)  # entropy ln 8 > 1
+    assert not policy.should_probe(step_signal(np.array([9.0, 0, 0, 0], dtype=np.float32)), 0.0)
+    assert policy.level(math.log(2)) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("target", [0.18, 0.3])
+def test_budget_controller_converges_on_a_simulated_process(target):
+    """Adoptions of 16 tokens happen with a probability that grows with the probe rate."""
+    budget = MentorBudget(target)
+    policy = RandomProbePolicy(0.25, np.random.default_rng(1))
+    rng = np.random.default_rng(2)
+    tokens = mentor = 0
+    for step in range(6000):
+        adopt = policy.should_probe(None, budget.pressure) and rng.random() < 0.3
+        step_tokens, step_mentor = (16, 16) if adopt else (2, 0)
+        budget.update(step_tokens, step_mentor)
+        if step >= 3000:
+            tokens += step_tokens
+            mentor += step_mentor
+    assert abs(mentor / tokens - target) < 0.03
+
+
+def test_uncertainty_probing_on_tiny_models(student, mentor):
+    always = generate(student, mentor, AlwaysMentor(), probe_policy="uncertainty", uncertainty_threshold=0.0)
+    never = generate(student, mentor, AlwaysMentor(), probe_policy="uncertainty", uncertainty_threshold=20.0)
+    assert always.stats.probes > 0 and never.stats.probes == 0
+    assert never.stats.tokens_mentor == 0
+
+
+def test_budget_brings_the_mentor_share_down_to_the_target(student, mentor):
+    free = [generate(student, mentor, AlwaysMentor(), seed=s, max_new_tokens=80) for s in range(3)]
+    free_share = sum(r.stats.tokens_mentor for r in free) / sum(r.stats.tokens_total for r in free)
+    assert free_share > 0.5  # tiny models disagree constantly, so unchecked adoption is high
+    budget = MentorBudget(0.25)
+    from engine_helpers import MESSAGES
+
+    from edge_collab.engine.generation import Prompts, start_generation
+    from edge_collab.settings import GenerationSettings
+
+    results = []
+    for seed in range(16):
+        settings = GenerationSettings(max_new_tokens=80, seed=seed, mentor_budget=0.25)
+        prompts = Prompts(student.chat_prompt(MESSAGES), mentor.chat_prompt(MESSAGES))
+        results.append(start_generation(student, mentor, AlwaysMentor(), settings, prompts, budget).run())
+    late = results[8:]
+    share = sum(r.stats.tokens_mentor for r in late) / sum(r.stats.tokens_total for r in late)
+    assert 0.1 < share < 0.4
+    assert late[-1].stats.probe_level < 0.25  # the controller lowered the probe rate
