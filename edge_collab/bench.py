@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from edge_collab.backends.base import ModelBackend
 from edge_collab.engine.generation import GenerationResult
 from edge_collab.pair import CollabPair
 
@@ -98,7 +99,7 @@ def run_bench(
     for index, prompt in enumerate(prompts):
         for mode in order:
             pair.student.truncate(0)
-            if mode != "student":
+            if mode != "student" and isinstance(pair.mentor, ModelBackend):
                 pair.mentor.truncate(0)
             result = pair.generate(prompt, mode=mode)
             totals[mode].add(result)

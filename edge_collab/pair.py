@@ -10,6 +10,7 @@ A pair runs one generation at a time: share it between threads only behind a loc
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, overload
@@ -21,12 +22,18 @@ from edge_collab.engine.generation import Generation, GenerationResult, Prompts,
 from edge_collab.errors import SettingsError, UnknownPresetError, VerifierError
 from edge_collab.presets.registry import DEFAULT_PAIR, load_pairs, resolve_model
 from edge_collab.probing import MentorBudget
+from edge_collab.remote.client import ENV_API_KEY, CompletionClient, RemoteSettings
+from edge_collab.remote.mentor import RemoteMentor
 from edge_collab.settings import GenerationSettings, ModelSettings
 from edge_collab.verifiers import AlwaysMentor, AlwaysStudent, SelfVerifier, Verifier
 from edge_collab.verifiers.onnx_verifier import OnnxVerifier
 
 VERIFIERS = ("self", "onnx", "always-mentor", "always-student")
 SHIPPED_VERIFIER = Path(__file__).parent / "verifiers" / "data" / "default_pair.onnx"
+
+
+def is_url(spec: object) -> bool:
+    return isinstance(spec, str) and spec.startswith(("http://", "https://"))
 
 
 def _resolve(spec: str | Path | None, role: Literal["student", "mentor"], data_dir: str | Path | None) -> Path:
@@ -56,7 +63,7 @@ class CollabPair:
     def __init__(
         self,
         student: ModelBackend,
-        mentor: ModelBackend | Path | None = None,
+        mentor: ModelBackend | RemoteMentor | Path | None = None,
         *,
         settings: GenerationSettings | None = None,
         mentor_settings: ModelSettings | None = None,
@@ -83,18 +90,40 @@ class CollabPair:
         mentor_settings: ModelSettings | None = None,
         verifier: str = "self",
         data_dir: str | Path | None = None,
+        mentor_model: str | None = None,
+        mentor_api_key: str | None = None,
+        remote_settings: RemoteSettings | None = None,
     ) -> CollabPair:
-        """Open models by preset name or .gguf path; None means the default pair."""
+        """Open models by preset name or .gguf path (None: the default pair). The
+        mentor may also be a server URL (http://host:port[/v1]); it is checked
+        before anything is loaded."""
         student_path = _resolve(student, "student", data_dir)
         student_only = settings is not None and settings.mode == "student"
         # A student-only run must not need the mentor installed; otherwise a bad
         # mentor argument fails now, before anything is loaded.
-        mentor_path = None if student_only and mentor is None else _resolve(mentor, "mentor", data_dir)
-        backend = LlamaCppBackend(student_path, student_settings)
-        return cls(backend, mentor_path, settings=settings, mentor_settings=mentor_settings, verifier=verifier)
+        mentor_arg: RemoteMentor | Path | None
+        if is_url(mentor):
+            assert isinstance(mentor, str)
+            key = mentor_api_key or os.environ.get(ENV_API_KEY)
+            client = CompletionClient(mentor, api_key=key, model=mentor_model, settings=remote_settings)
+            try:
+                client.check()
+            except BaseException:
+                client.close()
+                raise
+            mentor_arg = RemoteMentor(client)
+        else:
+            mentor_arg = None if student_only and mentor is None else _resolve(mentor, "mentor", data_dir)
+        try:
+            backend = LlamaCppBackend(student_path, student_settings)
+        except BaseException:
+            if isinstance(mentor_arg, RemoteMentor):
+                mentor_arg.close()
+            raise
+        return cls(backend, mentor_arg, settings=settings, mentor_settings=mentor_settings, verifier=verifier)
 
     @property
-    def mentor(self) -> ModelBackend:
+    def mentor(self) -> ModelBackend | RemoteMentor:
         if self._mentor is None:
             raise SettingsError("this pair has no mentor")
         if isinstance(self._mentor, Path):
@@ -137,9 +166,15 @@ class CollabPair:
         settings = self.settings.with_changes(**overrides) if overrides else self.settings
         needs_mentor = settings.mode != "student"
         mentor = self.mentor if needs_mentor else None
+        mentor_prompt: list[int] | str | None = None
+        if isinstance(mentor, RemoteMentor):
+            # A server tokenizes for itself; it gets the student's rendering of the conversation.
+            mentor_prompt = self._prompt_text(messages)
+        elif mentor is not None:
+            mentor_prompt = mentor.chat_prompt(messages)
         prompts = Prompts(
             student=self.student.chat_prompt(messages) if settings.mode != "mentor" else [],
-            mentor=mentor.chat_prompt(messages) if mentor is not None else None,
+            mentor=mentor_prompt,
         )
         verifier = self.verifier if settings.mode == "collab" else None
         generation = start_generation(self.student, mentor, verifier, settings, prompts, self._budget_for(settings))
@@ -154,6 +189,12 @@ class CollabPair:
         """Answer one user message (the chat template is applied)."""
         return self.chat([{"role": "user", "content": prompt}], stream=stream, **overrides)  # type: ignore[call-overload,no-any-return]
 
+    def _prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
+        render = getattr(self.student, "chat_prompt_text", None)
+        if render is None:
+            raise SettingsError(f"{self.student.name} cannot render prompts as text for a remote mentor")
+        return str(render(messages))
+
     def _budget_for(self, settings: GenerationSettings) -> MentorBudget | None:
         """The pair's budget controller; it keeps its state across calls with the same target."""
         if settings.mode != "collab" or settings.mentor_budget is None:
@@ -164,7 +205,7 @@ class CollabPair:
 
     def close(self) -> None:
         self.student.close()
-        if isinstance(self._mentor, ModelBackend):
+        if isinstance(self._mentor, ModelBackend | RemoteMentor):
             self._mentor.close()
 
     def __enter__(self) -> CollabPair:

@@ -5,7 +5,9 @@ loads and runs them in well under a second. Two tricks keep their output
 usable as text:
 
 * the vocabulary is SentencePiece-style (control tokens, the 256 byte
-  tokens, a few dozen word pieces), so every output detokenizes;
+  tokens, a few dozen word pieces), so every output detokenizes; bytes that
+  duplicate a one-character piece are never written, so every text the models
+  write has one token spelling, as in real vocabularies;
 * hidden dimension 0 carries a constant that no layer writes to, and the
   output rows of unwanted tokens (control tokens, non-ASCII bytes) weigh that
   dimension strongly negative. Greedy and sampled output therefore stays
@@ -129,12 +131,15 @@ def _vocab(words: list[str]) -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, types
 
 
-def _is_printable_output(token: str, kind: int) -> bool:
+def _is_printable_output(token: str, kind: int, single_char_pieces: set[str]) -> bool:
     if kind == int(gguf.TokenType.NORMAL):
         return True
     if kind == int(gguf.TokenType.BYTE):
         value = int(token[3:5], 16)
-        return value == 0x0A or 0x20 <= value < 0x7F
+        character = "▁" if value == 0x20 else chr(value)
+        # A byte that is also a piece would give two token ids for one text:
+        # real vocabularies avoid that, so the tiny models never write it.
+        return (value == 0x0A or 0x20 <= value < 0x7F) and character not in single_char_pieces
     return False
 
 
@@ -172,8 +177,11 @@ def write_tiny_model(path: Path, spec: TinyModelSpec) -> Path:
     embeddings = weight(n_vocab, d)
     embeddings[:, 0] = 4.0  # the constant "bias" dimension, see module docstring
     output = weight(n_vocab, d, scale=1.0)
+    single_char_pieces = {
+        t for t, k in zip(tokens, types, strict=True) if k == int(gguf.TokenType.NORMAL) and len(t) == 1
+    }
     for token_id, (token, kind) in enumerate(zip(tokens, types, strict=True)):
-        output[token_id, 0] = 0.0 if _is_printable_output(token, kind) else -1000.0
+        output[token_id, 0] = 0.0 if _is_printable_output(token, kind, single_char_pieces) else -1000.0
 
     writer.add_tensor("token_embd.weight", embeddings)
     writer.add_tensor("output_norm.weight", np.ones(d, dtype=np.float32))

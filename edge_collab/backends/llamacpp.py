@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_collab.backends import llama_log
 from edge_collab.backends.base import ModelBackend
-from edge_collab.backends.chat_prompt import chat_tokens
+from edge_collab.backends.chat_prompt import chat_tokens, render_segments
 from edge_collab.backends.gguf_file import check_gguf_path
 from edge_collab.errors import ContextOverflowError, EdgeCollabError, ModelFileError
 from edge_collab.settings import ModelSettings
@@ -161,6 +161,15 @@ class LlamaCppBackend(ModelBackend):
             eos_text=self._token_text(self._eos),
             bos_token=self._bos if wants_bos else None,
         )
+
+    def chat_prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
+        """The conversation rendered with this model's template, as text (for a
+        server that tokenizes for itself and adds BOS on its own)."""
+        bos = self._token_text(self._bos)
+        text = "".join(
+            part for part, _ in render_segments(self.chat_template, messages, bos, self._token_text(self._eos))
+        )
+        return text.removeprefix(bos) if bos else text
 
     def plain_prompt(self, text: str) -> list[int]:
         """Tokens of raw text (no chat template), with BOS if the model wants one."""

@@ -46,7 +46,17 @@ def cli(ctx: click.Context, data_dir: str | None, verbose: int) -> None:
 
 
 def _register() -> None:
-    from edge_collab.cli import bench_cmd, chat_cmd, data_cmd, eval_cmd, models_cmd, report_cmd, run_cmd, verifier_cmd
+    from edge_collab.cli import (
+        bench_cmd,
+        chat_cmd,
+        data_cmd,
+        eval_cmd,
+        mentor_cmd,
+        models_cmd,
+        report_cmd,
+        run_cmd,
+        verifier_cmd,
+    )
 
     cli.add_command(run_cmd.run)
     cli.add_command(chat_cmd.chat)
@@ -56,6 +66,7 @@ def _register() -> None:
     cli.add_command(eval_cmd.eval_command)
     cli.add_command(report_cmd.report)
     cli.add_command(verifier_cmd.verifier)
+    cli.add_command(mentor_cmd.mentor)
 
 
 _register()

@@ -15,7 +15,18 @@ _MODEL_OPTIONS = [
         "--student", metavar="MODEL", help="Student: an installed preset or a .gguf path (default pair if omitted)."
     ),
     click.option(
-        "--mentor", metavar="MODEL", help="Mentor: an installed preset or a .gguf path (default pair if omitted)."
+        "--mentor",
+        metavar="MODEL|URL",
+        help="Mentor: an installed preset, a .gguf path, or a completion server http://host:port[/v1] "
+        "(default pair if omitted).",
+    ),
+    click.option("--mentor-model", metavar="NAME", help="Model name on the mentor server (if it serves several)."),
+    click.option(
+        "--mentor-api-key",
+        metavar="KEY",
+        envvar="EDGE_COLLAB_MENTOR_API_KEY",
+        show_envvar=True,
+        help="API key for the mentor server (never printed).",
     ),
     click.option(
         "--n-ctx",
@@ -168,4 +179,6 @@ def open_pair(ctx: click.Context, options: dict[str, Any], settings: GenerationS
         mentor_settings=model_settings(options["mentor_gpu_layers"]),
         verifier=options["verifier"],
         data_dir=ctx.obj["data_dir"],
+        mentor_model=options["mentor_model"],
+        mentor_api_key=options["mentor_api_key"],
     )

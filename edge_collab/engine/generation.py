@@ -25,8 +25,9 @@ from edge_collab.engine.pieces import Piece, Source
 from edge_collab.engine.sampling import TokenChooser, TokenScore, token_logprobs
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import ModelWriter, Written
-from edge_collab.errors import ContextOverflowError, SettingsError
+from edge_collab.errors import ContextOverflowError, IncompatiblePairError, SettingsError
 from edge_collab.probing import MentorBudget, ProbePolicy, RandomProbePolicy, UncertaintyProbePolicy, step_signal
+from edge_collab.remote.mentor import RemoteLink, RemoteMentor
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.base import Divergence, Verifier, needs_scores
 from edge_collab.verifiers.features import DivergenceScores
@@ -34,10 +35,14 @@ from edge_collab.verifiers.features import DivergenceScores
 
 @dataclass
 class Prompts:
-    """The same request tokenized for each model (each applies its own template)."""
+    """The same request tokenized for each model (each applies its own template);
+    a remote mentor gets the prompt as text."""
 
     student: list[int]
-    mentor: list[int] | None = None
+    mentor: list[int] | str | None = None
+
+
+Mentor = ModelBackend | RemoteMentor
 
 
 @dataclass
@@ -84,7 +89,7 @@ class Generation:
 
 def start_generation(
     student: ModelBackend,
-    mentor: ModelBackend | None,
+    mentor: Mentor | None,
     verifier: Verifier | None,
     settings: GenerationSettings,
     prompts: Prompts,
@@ -96,6 +101,10 @@ def start_generation(
         raise SettingsError(f"mode {settings.mode} needs a mentor")
     if settings.mode == "collab" and verifier is None:
         raise SettingsError("collab mode needs a verifier")
+    if isinstance(mentor, RemoteMentor) and settings.mode == "collab" and needs_scores(verifier):
+        raise IncompatiblePairError(
+            "the learned verifier needs a local mentor (it reads both segments with both models)"
+        )
     return Generation(_Loop(student, mentor, verifier, settings, prompts, budget))
 
 
@@ -103,7 +112,7 @@ class _Loop:
     def __init__(
         self,
         student: ModelBackend,
-        mentor: ModelBackend | None,
+        mentor: Mentor | None,
         verifier: Verifier | None,
         settings: GenerationSettings,
         prompts: Prompts,
@@ -124,9 +133,12 @@ class _Loop:
     def steps(self) -> Iterator[Piece]:
         settings = self.settings
         by_mentor = settings.mode == "mentor"
+        if by_mentor and isinstance(self.mentor, RemoteMentor):
+            yield from self._remote_mentor_alone(self.mentor)
+            return
         backend = self.mentor if by_mentor else self.student
         prompt = self.prompts.mentor if by_mentor else self.prompts.student
-        assert backend is not None and prompt is not None
+        assert isinstance(backend, ModelBackend) and isinstance(prompt, list)
         if len(prompt) >= backend.n_ctx:
             raise ContextOverflowError(
                 f"the prompt is {len(prompt)} tokens but {backend.name}'s context holds {backend.n_ctx}; "
@@ -184,6 +196,30 @@ class _Loop:
         self._fill_stats(answer, writer, link, before, time.perf_counter() - started, stop_reason)
         self.result = GenerationResult(answer.text, list(self.pieces), self.stats)
 
+    def _remote_mentor_alone(self, mentor: RemoteMentor) -> Iterator[Piece]:
+        """Mentor-alone mode on a server: one completion, counted in student tokens."""
+        assert isinstance(self.prompts.mentor, str)
+        started = time.perf_counter()
+        client = mentor.client
+        trips, seconds = client.counters.round_trips, client.counters.network_s
+        completion = client.complete(self.prompts.mentor, max_tokens=self.settings.max_new_tokens)
+        text = completion.text
+        for stop in self.settings.stop:
+            if stop in text:
+                text = text[: text.index(stop)]
+        piece = Piece(text, Source.MENTOR)
+        self.pieces.append(piece)
+        yield piece
+        stats = self.stats
+        stats.tokens_total = stats.tokens_mentor = len(self.student.tokenize(text.encode("utf-8")))
+        stats.mentor_decode_tokens = len(completion.tokens) or stats.tokens_total
+        stats.stop_reason = "length" if stats.mentor_decode_tokens >= self.settings.max_new_tokens else "eos"
+        stats.mentor_round_trips = client.counters.round_trips - trips
+        stats.mentor_network_s = stats.mentor_s = client.counters.network_s - seconds
+        stats.wall_s = time.perf_counter() - started
+        stats.finish()
+        self.result = GenerationResult(text, [piece], stats)
+
     def _emit(self, answer: Answer, final: bool) -> Iterator[Piece]:
         for piece in answer.emit(final=final):
             self.pieces.append(piece)
@@ -198,8 +234,11 @@ class _Loop:
             return UncertaintyProbePolicy(self.settings.uncertainty_threshold)
         return RandomProbePolicy(self.settings.probe_rate, self._rngs["probe"])
 
-    def _link(self, answer: Answer) -> MentorLink:
-        assert self.mentor is not None and self.prompts.mentor is not None
+    def _link(self, answer: Answer) -> MentorLink | RemoteLink:
+        if isinstance(self.mentor, RemoteMentor):
+            assert isinstance(self.prompts.mentor, str)
+            return RemoteLink(self.mentor, self.prompts.mentor, answer, self.settings.segment_tokens)
+        assert self.mentor is not None and isinstance(self.prompts.mentor, list)
         mentor_writer = ModelWriter(
             self.mentor,
             TokenChooser(self.settings.temperature, self._rngs["mentor"]),
@@ -207,7 +246,9 @@ class _Loop:
         )
         return make_link(self.student, self.mentor, mentor_writer, self.prompts.mentor, answer)
 
-    def _consult(self, link: MentorLink, answer: Answer, writer: ModelWriter, word_start: int, word: list[int]) -> bool:
+    def _consult(
+        self, link: MentorLink | RemoteLink, answer: Answer, writer: ModelWriter, word_start: int, word: list[int]
+    ) -> bool:
         """Probe, and on divergence consult and verify. Returns whether the
         answer has ended."""
         stats, k = self.stats, self.settings.segment_tokens
@@ -235,7 +276,7 @@ class _Loop:
             prefix_length=answer.prompt_length + split,
             answer_start=answer.prompt_length + answer.final_tokens,
             student_text=self.student.detokenize(answer.tokens(split)).decode("utf-8", errors="replace"),
-            mentor_text=link.mentor_text(mentor_segment.tokens).decode("utf-8", errors="replace"),
+            mentor_text=link.mentor_text(mentor_segment).decode("utf-8", errors="replace"),
         )
         assert self.verifier is not None
         try:
@@ -259,14 +300,14 @@ class _Loop:
         stats.adoptions += 1
         return mentor_segment.ended
 
-    def _mentor_is_full(self, link: MentorLink) -> bool:
+    def _mentor_is_full(self, link: MentorLink | RemoteLink) -> bool:
         self._mentor_active = False  # no room left for the mentor: the student goes on alone
         link.mentor.discard_branch()
         return False
 
     def _scores(
         self,
-        link: MentorLink,
+        link: MentorLink | RemoteLink,
         answer: Answer,
         writer: ModelWriter,
         word_start: int,
@@ -278,7 +319,7 @@ class _Loop:
         assert writer.scores is not None
         start = answer.prompt_length + split
         own = [writer.scores[position] for position in range(start, answer.prompt_length + len(answer))]
-        mentor_tokens_as_student = link.as_student_tokens(mentor_segment.tokens)
+        mentor_tokens_as_student = link.as_student_tokens(mentor_segment)
         cross = np.zeros(0)
         at_split_row = writer.recent_logits.get(start)
         if mentor_tokens_as_student and at_split_row is not None:
@@ -311,8 +352,8 @@ class _Loop:
         self,
         answer: Answer,
         writer: ModelWriter,
-        link: MentorLink | None,
-        before: dict[ModelBackend, BackendCounters],
+        link: MentorLink | RemoteLink | None,
+        before: dict[Mentor, BackendCounters],
         wall_s: float,
         stop_reason: str | None,
     ) -> None:
@@ -340,4 +381,9 @@ class _Loop:
             elif link is not None:
                 stats.mentor_decode_tokens = link.decode_tokens
                 stats.mentor_prefill_tokens = link.prefill_tokens
+            if isinstance(link, RemoteLink):
+                stats.mentor_round_trips = link.stats.round_trips
+                stats.mentor_network_s = link.stats.network_s
+                stats.mentor_failures = link.stats.failures
+                stats.mentor_skipped_probes = link.stats.skipped_probes
         stats.finish()

@@ -95,14 +95,14 @@ class MentorLink(ABC):
         self.decode_tokens += len(tokens)
         return Written(tokens, rest.ended)
 
-    def mentor_text(self, tokens: list[int]) -> bytes:
-        return self.mentor.detokenize(tokens)
+    def mentor_text(self, segment: Written) -> bytes:
+        return self.mentor.detokenize(segment.tokens)
 
-    def as_student_tokens(self, mentor_tokens: list[int]) -> list[int]:
-        """The mentor's tokens in the student's vocabulary."""
+    def as_student_tokens(self, segment: Written) -> list[int]:
+        """The mentor's segment in the student's vocabulary."""
         if isinstance(self, TokenLink):
-            return list(mentor_tokens)
-        return self.answer.writer.tokenize(self.mentor.detokenize(mentor_tokens)) if mentor_tokens else []
+            return list(segment.tokens)
+        return self.answer.writer.tokenize(self.mentor_text(segment)) if segment.tokens else []
 
     def adopt(self, segment: Written) -> None:
         """Append the mentor's segment to the answer (the student's context,

@@ -25,6 +25,10 @@ class GenerationStats:
     student_decode_tokens: int = 0  # tokens the student wrote, kept or not
     verifier_eval_tokens: int = 0  # tokens evaluated on scratch branches for verifier prompts
     reevaluated_tokens: int = 0  # tokens either model evaluated a second time at the same place
+    mentor_round_trips: int = 0  # remote mentor: requests sent (retries included)
+    mentor_network_s: float = 0.0  # remote mentor: time waiting on the network and the server
+    mentor_failures: int = 0  # remote mentor: failed requests (time-outs, HTTP errors, bad replies)
+    mentor_skipped_probes: int = 0  # remote mentor: probes skipped after failures or by the circuit breaker
     probe_level: float = 0.0  # probe rate (random) or entropy threshold (uncertainty) at the end
     budget_pressure: float = 0.0  # the mentor-budget controller's pressure at the end (0 without one)
     wall_s: float = 0.0

@@ -17,6 +17,7 @@ _RECENT_LOGITS = 64  # enough for a word step plus a lookahead segment
 class Written:
     tokens: list[int]
     ended: bool  # the model chose end-of-generation right after these tokens
+    text: bytes | None = None  # set when only the text is known (a remote mentor)
 
 
 class ModelWriter:

@@ -22,6 +22,7 @@ from edge_collab.backends.base import ModelBackend
 from edge_collab.engine.generation import Prompts, start_generation
 from edge_collab.engine.sampling import TokenChooser
 from edge_collab.engine.writer import ModelWriter
+from edge_collab.errors import IncompatiblePairError
 from edge_collab.evaluation.grading import grade
 from edge_collab.evaluation.prompts import Question, build_question
 from edge_collab.evaluation.tasks import Item
@@ -119,7 +120,10 @@ def collect_divergences(
                 continue
             question = build_question(item, settings.seed)
             messages = [{"role": "user", "content": question.message}]
-            prompts = Prompts(pair.student.chat_prompt(messages), pair.mentor.chat_prompt(messages))
+            mentor = pair.mentor
+            if not isinstance(mentor, ModelBackend):
+                raise IncompatiblePairError("collecting verifier data needs a local mentor")
+            prompts = Prompts(pair.student.chat_prompt(messages), mentor.chat_prompt(messages))
             recorder = RecordingVerifier(pair.student, item, question, len(prompts.student), settings.max_new_tokens)
             start_generation(pair.student, pair.mentor, recorder, settings.with_changes(mode="collab"), prompts).run()
             lines = recorder.records + [{"type": "item_done", "item": item.id, "divergences": len(recorder.records)}]

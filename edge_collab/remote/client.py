@@ -1,0 +1,221 @@
+"""A small client for `/v1/completions`, with time-outs, bounded retries and
+one kept-alive connection.
+
+The standard library's http.client is enough for one request at a time on one
+connection, and keeps the runtime's dependencies small.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+
+from edge_collab.errors import MentorUnavailableError
+
+ENV_API_KEY = "EDGE_COLLAB_MENTOR_API_KEY"
+_RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class MentorRequestError(MentorUnavailableError):
+    """One request failed; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens: list[str]  # the generated tokens' texts (empty if the server sent no logprobs)
+    token_logprobs: list[float]
+    finished: bool = False  # the model ended the text itself (finish_reason "stop")
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """connect_timeout_s / read_timeout_s: per request. retry_budget_s: total time
+    spent retrying one call before giving up. request_extra: fields added to every
+    completion request (the default turns off llama-cpp-python's repetition
+    penalty, which would otherwise make "greedy" answers differ from greedy)."""
+
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 30.0
+    retry_budget_s: float = 6.0
+    request_extra: dict[str, object] = field(default_factory=lambda: {"repeat_penalty": 1.0})
+
+
+@dataclass
+class NetworkCounters:
+    round_trips: int = 0
+    network_s: float = 0.0
+    failures: int = 0
+
+
+def parse_base_url(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path prefix) of a server URL; the prefix ends in /v1."""
+    parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise MentorUnavailableError(f"mentor URL must look like http://host:port[/v1], not {url!r}")
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    except ValueError:
+        raise MentorUnavailableError(f"mentor URL has a bad port: {url!r}") from None
+    path = parsed.path.rstrip("/")
+    if not path.endswith("/v1"):
+        path += "/v1"
+    return parsed.scheme, parsed.hostname, port, path
+
+
+class CompletionClient:
+    def __init__(
+        self, url: str, *, api_key: str | None = None, model: str | None = None, settings: RemoteSettings | None = None
+    ):
+        self.url = url
+        self.scheme, self.host, self.port, self.prefix = parse_base_url(url)
+        self.model = model
+        self.settings = settings or RemoteSettings()
+        self.counters = NetworkCounters()
+        self._api_key = api_key
+        self._connection: http.client.HTTPConnection | None = None
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"CompletionClient({self.url!r}, model={self.model!r})"
+
+    # ---- connection ------------------------------------------------------
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            timeout = self.settings.connect_timeout_s
+            if self.scheme == "https":
+                self._connection = http.client.HTTPSConnection(
+                    self.host, self.port, timeout=timeout, context=ssl.create_default_context()
+                )
+            else:
+                self._connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+            self._connection.connect()
+            assert self._connection.sock is not None
+            self._connection.sock.settimeout(self.settings.read_timeout_s)
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _request_once(self, method: str, path: str, body: dict | None) -> dict:  # type: ignore[type-arg]
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        payload = json.dumps(body).encode() if body is not None else None
+        started = time.perf_counter()
+        try:
+            connection = self._connect()
+            connection.request(method, self.prefix + path, body=payload, headers=headers)
+            response = connection.getresponse()
+            raw = response.read()
+        except (TimeoutError, OSError, http.client.HTTPException) as error:
+            self.close()  # a broken or half-read connection is not reused
+            reason = (
+                "timed out" if isinstance(error, (TimeoutError, socket.timeout)) else str(error) or type(error).__name__
+            )
+            raise MentorRequestError(f"mentor at {self.url} unreachable: {reason}", retryable=True) from None
+        finally:
+            self.counters.round_trips += 1
+            self.counters.network_s += time.perf_counter() - started
+        if response.status == 401 or response.status == 403:
+            raise MentorRequestError(f"mentor at {self.url} refused the API key (HTTP {response.status})", False)
+        if response.status == 404:
+            raise MentorRequestError(f"mentor at {self.url}: {path} not found (HTTP 404); check the URL", False)
+        if response.status != 200:
+            detail = raw[:200].decode("utf-8", errors="replace").strip()
+            raise MentorRequestError(
+                f"mentor at {self.url} answered HTTP {response.status}: {detail}",
+                retryable=response.status in _RETRYABLE_STATUS,
+            )
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise MentorRequestError(f"mentor at {self.url} sent a response that is not JSON", True) from None
+        if not isinstance(data, dict):
+            raise MentorRequestError(f"mentor at {self.url} sent an unexpected response", True)
+        return data
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:  # type: ignore[type-arg]
+        """One call, retried with exponential backoff within the retry budget."""
+        deadline = time.monotonic() + self.settings.retry_budget_s
+        delay = 0.2
+        while True:
+            try:
+                return self._request_once(method, path, body)
+            except MentorRequestError as error:
+                self.counters.failures += 1
+                if not error.retryable or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+
+    # ---- API -------------------------------------------------------------
+    def list_models(self) -> list[str]:
+        data = self.request("GET", "/models")
+        models = data.get("data")
+        if not isinstance(models, list):
+            raise MentorRequestError(f"mentor at {self.url}: /v1/models gave no model list", False)
+        return [str(m.get("id")) for m in models if isinstance(m, dict)]
+
+    def check(self) -> None:
+        """Fail now, clearly, if the server is unreachable, refuses the key or lacks the model."""
+        models = self.list_models()
+        if self.model is None:
+            if len(models) != 1:
+                raise MentorUnavailableError(
+                    f"mentor at {self.url} serves {len(models)} models; choose one with --mentor-model"
+                )
+            self.model = models[0]
+        elif self.model not in models:
+            raise MentorUnavailableError(
+                f"mentor at {self.url} has no model {self.model!r} (it serves: {', '.join(models) or 'none'})"
+            )
+
+    def complete(self, prompt: str, max_tokens: int, logprobs: int = 1) -> Completion:
+        body: dict[str, object] = {
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "logprobs": logprobs,
+            **self.settings.request_extra,
+        }
+        if self.model:
+            body["model"] = self.model
+        data = self.request("POST", "/completions", body)
+        try:
+            choice = data["choices"][0]
+            text = choice["text"]
+            if not isinstance(text, str):
+                raise TypeError
+            tokens, token_logprobs = _parse_logprobs(choice.get("logprobs"))
+        except (KeyError, IndexError, TypeError, ValueError):
+            self.counters.failures += 1
+            raise MentorRequestError(f"mentor at {self.url} sent a malformed completion", True) from None
+        if tokens and "".join(tokens) != text:
+            tokens, token_logprobs = [], []  # byte-level pieces that do not join to the text: use the text alone
+        return Completion(text, tokens, token_logprobs, finished=choice.get("finish_reason") == "stop")
+
+
+def _parse_logprobs(logprobs: object) -> tuple[list[str], list[float]]:
+    """Both formats: OpenAI/llama-cpp-python/vLLM ({"tokens": [...], "token_logprobs": [...]})
+    and llama-server's newer one ({"content": [{"token": ..., "logprob": ...}]})."""
+    if logprobs is None:
+        return [], []
+    if isinstance(logprobs, dict) and "tokens" in logprobs:
+        tokens = [str(t) for t in logprobs["tokens"]]
+        values = [float(v) if v is not None else 0.0 for v in logprobs.get("token_logprobs") or [0.0] * len(tokens)]
+        return tokens, values
+    if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+        entries = logprobs["content"]
+        return [str(e["token"]) for e in entries], [float(e.get("logprob", 0.0)) for e in entries]
+    raise ValueError("unknown logprobs format")

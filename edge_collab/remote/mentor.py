@@ -1,0 +1,164 @@
+"""The remote mentor and how the engine probes it.
+
+One request per probe: the mentor is asked to continue the answer from the
+start of the student's word for the word's length plus a lookahead segment,
+and the word is cut out locally. The mentor's tokens are compared with the
+student's one by one: where they first differ the branches part, and the same
+reply already holds the mentor's segment from there (greedy, so it is what the
+mentor would have written after the agreed part), so a divergence costs no
+second round trip. With identical tokenizers this is exactly the local
+probe-by-scoring rule, and the answers are the same as with a local mentor. The server keeps its own prefix cache
+(llama.cpp and vLLM reuse the common prefix of consecutive prompts), so each
+request costs the server only the text appended since the last one.
+
+When the mentor fails (time-out, refused connection, HTTP error, malformed or
+truncated reply) the probe is skipped and the student carries on; after
+repeated failures a circuit breaker stops probing for a while.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_collab.backends.base import BackendCounters
+from edge_collab.engine.answer import Answer
+from edge_collab.engine.writer import Written
+from edge_collab.errors import MentorUnavailableError
+from edge_collab.remote.breaker import CircuitBreaker
+from edge_collab.remote.client import CompletionClient
+
+
+class RemoteMentor:
+    """A mentor served over HTTP. Implements the little the engine asks of a
+    mentor outside a probe; probes go through `RemoteLink`."""
+
+    n_ctx = 1 << 30  # the server enforces its own context
+
+    def __init__(self, client: CompletionClient, breaker: CircuitBreaker | None = None):
+        self.client = client
+        self.breaker = breaker or CircuitBreaker()
+        self.counters = BackendCounters()
+        self.name = client.model or client.url
+
+    def discard_branch(self) -> None:
+        """Nothing is cached here: the server owns the cache."""
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@dataclass
+class RemoteStats:
+    round_trips: int = 0
+    network_s: float = 0.0
+    failures: int = 0
+    skipped_probes: int = 0
+
+
+def _first_difference(mentor: list[str], student: list[str]) -> int:
+    """Index of the first student token the mentor's tokens do not repeat
+    (len(student) when the mentor wrote the same tokens)."""
+    for index, piece in enumerate(student):
+        if index >= len(mentor) or mentor[index] != piece:
+            return index
+    return len(student)
+
+
+def _text_agrees(text: str, word: str) -> bool:
+    """Without token information: the reply starts with the word, and the word ends there."""
+    rest = text[len(word) : len(word) + 1]
+    return text.startswith(word) and rest in ("", " ", "\n", "\t")
+
+
+class RemoteLink:
+    """The MentorLink interface (see engine/mentor_link.py) over HTTP."""
+
+    split_row = None
+    student_segment_logprobs = np.zeros(0)  # never filled: learned verifiers need a local mentor
+
+    def __init__(self, mentor: RemoteMentor, prompt_text: str, answer: Answer, segment_tokens: int):
+        self.mentor = mentor
+        self.prompt_text = prompt_text
+        self.answer = answer
+        self.segment_tokens = segment_tokens
+        self.prefill_tokens = 0  # the server's prefix cache makes this unknowable here
+        self.decode_tokens = 0
+        self.stats = RemoteStats()
+        self._segment: Written | None = None
+        self._segment_pieces: list[str] = []
+        self._split = 0
+        self._counters_at_start = (
+            mentor.client.counters.round_trips,
+            mentor.client.counters.network_s,
+            mentor.client.counters.failures,
+        )
+
+    def probe(self, word_start: int, word: list[int]) -> int | None:
+        breaker = self.mentor.breaker
+        if not breaker.allow():
+            self.stats.skipped_probes += 1
+            return None
+        student = self.answer.writer
+        prefix = student.detokenize(self.answer.tokens()[:word_start]).decode("utf-8", errors="replace")
+        pieces = [student.token_bytes(t).decode("utf-8", errors="replace") for t in word]
+        budget = len(word) + self.segment_tokens
+        try:
+            completion = self.mentor.client.complete(self.prompt_text + prefix, max_tokens=budget)
+        except MentorUnavailableError:
+            breaker.record_failure()
+            self.stats.skipped_probes += 1
+            return None
+        finally:
+            self._sync_network_stats()
+        breaker.record_success()
+        mentor_tokens = completion.tokens
+        self.decode_tokens += len(mentor_tokens) or len(student.tokenize(completion.text.encode("utf-8")))
+        if mentor_tokens:
+            split = _first_difference(mentor_tokens, pieces)
+            if split == len(word):
+                return None
+            segment = mentor_tokens[split : split + self.segment_tokens]
+            ended = completion.finished and len(mentor_tokens) <= split + self.segment_tokens
+        else:
+            if _text_agrees(completion.text, "".join(pieces)):
+                return None
+            split, segment, ended = 0, [completion.text], completion.finished
+        self._segment_pieces = segment
+        self._segment = Written([], ended=ended, text="".join(segment).encode("utf-8"))
+        self._split = word_start + split
+        return self._split
+
+    def read_student_segment(self) -> None:
+        raise MentorUnavailableError("a remote mentor cannot score the student's segment for a learned verifier")
+
+    def mentor_segment(self, count: int, scores: list | None = None) -> Written:  # type: ignore[type-arg]
+        assert self._segment is not None
+        return self._segment
+
+    def mentor_text(self, segment: Written) -> bytes:
+        return segment.text or b""
+
+    def as_student_tokens(self, segment: Written) -> list[int]:
+        return self.answer.writer.tokenize(self.mentor_text(segment))
+
+    def adopt(self, segment: Written) -> None:
+        """Append the segment token by token: each of the mentor's tokens becomes
+        the student's tokens for the same text, so with identical tokenizers the
+        student holds exactly the ids the mentor wrote (as with a local mentor),
+        and with others the boundaries stay where the mentor put them."""
+        student = self.answer.writer
+        tokens = [t for piece in self._segment_pieces for t in student.tokenize(piece.encode("utf-8"))]
+        student.append(tokens)
+
+    def reject(self) -> None:
+        """Nothing to undo: the server caches by prefix."""
+
+    def _sync_network_stats(self) -> None:
+        trips, seconds, failures = self._counters_at_start
+        counters = self.mentor.client.counters
+        self.stats.round_trips = counters.round_trips - trips
+        self.stats.network_s = counters.network_s - seconds
+        self.stats.failures = counters.failures - failures
+        self.mentor.counters.seconds = counters.network_s

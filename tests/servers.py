@@ -1,0 +1,149 @@
+"""Real servers on loopback for tests: llama-cpp-python's server, a delaying
+proxy and a misbehaving HTTP server. Every wait is bounded."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_serving(url: str, process: subprocess.Popen | None = None, timeout_s: float = 60.0) -> None:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited early with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/v1/models", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not come up within {timeout_s} s")
+
+
+@contextmanager
+def llama_server(model: Path, *extra: str, alias: str = "tiny-mentor") -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "512",
+            "--n_threads",
+            "1",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, process)
+        yield url, process
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+@contextmanager
+def delaying_proxy(target_port: int, delay_s: float) -> Iterator[str]:
+    """Forwards TCP to target_port, holding each chunk of the reply back by delay_s."""
+
+    class Relay(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection(("127.0.0.1", target_port), timeout=30) as upstream:
+
+                def pump(source: socket.socket, sink: socket.socket, delay: float) -> None:
+                    try:
+                        while chunk := source.recv(65536):
+                            time.sleep(delay)
+                            sink.sendall(chunk)
+                    except OSError:
+                        pass
+
+                back = threading.Thread(target=pump, args=(upstream, self.request, delay_s), daemon=True)
+                back.start()
+                pump(self.request, upstream, 0.0)
+                back.join(timeout=30)
+
+    server = _ThreadingServer(("127.0.0.1", 0), Relay)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def scripted_server(
+    respond: Callable[[str, dict], tuple[int, bytes]],  # type: ignore[type-arg]
+    authorizations: list[str] | None = None,
+) -> Iterator[str]:
+    """An HTTP server whose every reply comes from `respond(path, body)`; the
+    Authorization headers it receives are appended to `authorizations`."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _reply(self, body: dict) -> None:  # type: ignore[type-arg]
+            if authorizations is not None and self.headers.get("Authorization"):
+                authorizations.append(self.headers["Authorization"])
+            status, payload = respond(self.path, body)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._reply({})
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length", 0))
+            self._reply(json.loads(self.rfile.read(length) or b"{}"))
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = _ThreadingServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+MODELS_REPLY = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "object": "model"}]}).encode()

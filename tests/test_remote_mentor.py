@@ -1,0 +1,213 @@
+"""A mentor behind a real llama-cpp-python server on loopback, and its faults."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from click.testing import CliRunner
+from servers import MODELS_REPLY, delaying_proxy, llama_server, scripted_server
+
+from edge_collab import CollabPair, GenerationSettings, ModelSettings
+from edge_collab.cli.main import cli
+from edge_collab.errors import MentorUnavailableError
+from edge_collab.remote.breaker import CircuitBreaker
+from edge_collab.remote.client import CompletionClient, RemoteSettings, parse_base_url
+
+QUICK = RemoteSettings(connect_timeout_s=1.0, read_timeout_s=1.0, retry_budget_s=0.5)
+PROMPT = "the cat sat on the mat. what is two plus two?"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_paths):
+    with llama_server(tiny_paths["mentor"]) as (url, process):
+        yield url
+
+
+def open_remote(tiny_paths, url: str, **kwargs) -> CollabPair:
+    settings = GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3)
+    return CollabPair.open(
+        str(tiny_paths["student"]), url, settings=settings, student_settings=ModelSettings(n_ctx=512), **kwargs
+    )
+
+
+def open_local(tiny_paths) -> CollabPair:
+    settings = GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3)
+    return CollabPair.open(
+        str(tiny_paths["student"]),
+        str(tiny_paths["mentor"]),
+        settings=settings,
+        student_settings=ModelSettings(n_ctx=512),
+        mentor_settings=ModelSettings(n_ctx=512),
+    )
+
+
+def test_collab_through_the_server(tiny_paths, server):
+    with open_remote(tiny_paths, server + "/v1") as pair:
+        result = pair.generate(PROMPT)
+    stats = result.stats
+    assert stats.probes > 0 and stats.mentor_round_trips >= stats.probes - stats.mentor_skipped_probes
+    assert stats.mentor_network_s > 0 and stats.mentor_failures == 0
+    assert stats.divergences > 0 and stats.tokens_total == 60
+
+
+@pytest.mark.parametrize("verifier", ["self", "always-mentor"])
+def test_remote_and_local_mentor_give_the_same_answer(tiny_paths, server, verifier):
+    with open_remote(tiny_paths, server, verifier=verifier) as remote, open_local(tiny_paths) as local:
+        local.verifier_name = verifier
+        assert remote.generate(PROMPT, mode="mentor").text == local.generate(PROMPT, mode="mentor").text
+        far, near = remote.generate(PROMPT), local.generate(PROMPT)
+    assert far.stats.divergences > 0
+    assert far.text == near.text
+    assert [p.to_dict() for p in far.pieces] == [p.to_dict() for p in near.pieces]
+    assert (far.stats.probes, far.stats.divergences, far.stats.adoptions) == (
+        near.stats.probes,
+        near.stats.divergences,
+        near.stats.adoptions,
+    )
+
+
+def test_adopted_segments_are_the_servers_greedy_text(tiny_paths, server):
+    with open_remote(tiny_paths, server, verifier="always-mentor") as pair:
+        result = pair.generate(PROMPT, probe_rate=1.0)
+    assert result.stats.adoptions > 0
+    assert any(piece.source.value == "mentor" for piece in result.pieces)
+
+
+def test_server_killed_mid_answer(tiny_paths):
+    with llama_server(tiny_paths["mentor"]) as (url, process):
+        pair = open_remote(tiny_paths, url, remote_settings=QUICK)
+        calls = {"n": 0}
+        complete = pair.mentor.client.complete
+
+        def complete_then_kill(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                process.kill()
+                process.wait(timeout=10)
+            return complete(*args, **kwargs)
+
+        pair.mentor.client.complete = complete_then_kill
+        started = time.monotonic()
+        with pair:
+            result = pair.generate(PROMPT, max_new_tokens=80, probe_rate=1.0)
+    assert result.stats.tokens_total == 80  # the student finished the answer alone
+    assert result.stats.mentor_failures > 0 and result.stats.mentor_skipped_probes > 0
+    assert time.monotonic() - started < 30
+
+
+def test_slow_server_times_out_and_the_breaker_opens(tiny_paths, server):
+    port = int(server.rsplit(":", 1)[1])
+    pair = open_remote(tiny_paths, server, remote_settings=QUICK)  # checked while fast
+    with delaying_proxy(port, delay_s=1.5) as slow_url, pair:
+        slow = CompletionClient(slow_url, model=pair.mentor.client.model, settings=QUICK)
+        pair.mentor.client.close()
+        pair.mentor.client = slow
+        started = time.monotonic()
+        result = pair.generate(PROMPT, max_new_tokens=60, probe_rate=1.0)
+        elapsed = time.monotonic() - started
+    assert result.stats.tokens_total == 60
+    assert result.stats.mentor_failures >= 3
+    assert result.stats.mentor_skipped_probes > result.stats.mentor_failures  # the breaker skipped without asking
+    assert elapsed < 30
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, b"this is not json"),
+        (200, b'{"choices": []}'),
+        (200, b'{"choices": [{"text": 7}]}'),
+        (500, b'{"error": "boom"}'),
+        (429, b'{"error": "slow down"}'),
+    ],
+    ids=["not-json", "no-choices", "bad-text", "http-500", "http-429"],
+)
+def test_garbage_replies_are_counted_and_skipped(tiny_paths, status, body):
+    def respond(path, request):
+        return (200, MODELS_REPLY) if path.endswith("/models") else (status, body)
+
+    with scripted_server(respond) as url, open_remote(tiny_paths, url, remote_settings=QUICK) as pair:
+        result = pair.generate(PROMPT, max_new_tokens=40, probe_rate=1.0)
+    assert result.stats.tokens_total == 40
+    assert result.stats.mentor_failures > 0 and result.stats.mentor_skipped_probes > 0
+    assert result.stats.adoptions == 0
+
+
+def test_wrong_key_wrong_model_and_no_server_fail_before_generation(tiny_paths, server):
+    def refuse(path, request):
+        return 401, b'{"error": "bad key"}'
+
+    with scripted_server(refuse) as url, pytest.raises(MentorUnavailableError, match="refused the API key"):
+        open_remote(tiny_paths, url, mentor_api_key="wrong", remote_settings=QUICK)
+    with pytest.raises(MentorUnavailableError, match="has no model 'gpt-9'.*tiny-mentor"):
+        open_remote(tiny_paths, server, mentor_model="gpt-9", remote_settings=QUICK)
+    closed = f"http://127.0.0.1:{__import__('servers').free_port()}"
+    with pytest.raises(MentorUnavailableError, match="unreachable"):
+        open_remote(tiny_paths, closed, remote_settings=QUICK)
+
+
+def test_cli_reports_an_unreachable_mentor_in_one_line(tiny_paths):
+    from servers import free_port
+
+    result = CliRunner().invoke(
+        cli, ["run", "hi", "--student", str(tiny_paths["student"]), "--mentor", f"http://127.0.0.1:{free_port()}"]
+    )
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and "unreachable" in result.output
+
+
+def test_api_key_is_sent_but_never_shown(tiny_paths):
+    seen = []
+
+    def respond(path, request):
+        return 200, MODELS_REPLY
+
+    with scripted_server(respond, seen) as url:
+        client = CompletionClient(url, api_key="s3cret", settings=QUICK)
+        client.check()
+        client.close()
+        assert "s3cret" not in repr(client)
+        assert client.model == "tiny-mentor"
+    assert seen == ["Bearer s3cret"]
+
+
+def test_base_url_forms():
+    assert parse_base_url("http://gpu-box:8000") == ("http", "gpu-box", 8000, "/v1")
+    assert parse_base_url("https://mentor.example/v1/") == ("https", "mentor.example", 443, "/v1")
+    assert parse_base_url("localhost:8081") == ("http", "localhost", 8081, "/v1")
+    with pytest.raises(MentorUnavailableError):
+        parse_base_url("ftp://x")
+
+
+def test_circuit_breaker_opens_and_recovers():
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=2, cooldown_s=10, clock=lambda: now[0])
+    breaker.record_failure()
+    assert breaker.allow()
+    breaker.record_failure()
+    assert not breaker.allow()
+    now[0] = 10.5
+    assert breaker.allow()  # half-open: one trial
+    breaker.record_failure()
+    assert not breaker.allow()
+    now[0] = 25.0
+    assert not breaker.allow()  # the second cooldown is twice as long
+    now[0] = 31.0
+    assert breaker.allow()
+    breaker.record_success()
+    breaker.record_failure()
+    assert breaker.allow()
+
+
+def test_learned_verifier_needs_a_local_mentor(tiny_paths, server, tmp_path):
+    from test_learned_verifier import synthetic_records
+
+    from edge_collab.errors import IncompatiblePairError
+    from edge_collab.verifiers.training import export_onnx, load_records, train_mlp
+
+    data = load_records([synthetic_records(tmp_path / "d.jsonl")])
+    path = tmp_path / "v.onnx"
+    export_onnx(train_mlp(data.features, data.labels, epochs=50), path, {})
+    with open_remote(tiny_paths, server, verifier=str(path)) as pair, pytest.raises(IncompatiblePairError):
+        pair.generate(PROMPT)
