@@ -57,6 +57,13 @@ def _shipped_verifier() -> Verifier:
     return OnnxVerifier(SHIPPED_VERIFIER)
 
 
+def _plain_prompt(model: ModelBackend, text: str) -> list[int]:
+    render = getattr(model, "plain_prompt", None)
+    if render is None:
+        return model.tokenize(text.encode("utf-8"))
+    return list(render(text))
+
+
 class CollabPair:
     """A student model and a mentor model with the settings to combine them."""
 
@@ -178,6 +185,24 @@ class CollabPair:
         )
         verifier = self.verifier if settings.mode == "collab" else None
         generation = start_generation(self.student, mentor, verifier, settings, prompts, self._budget_for(settings))
+        return generation if stream else generation.run()
+
+    def complete(self, text: str, *, stream: bool = False, **overrides: object) -> GenerationResult | Generation:
+        """Continue raw text (no chat template), as /v1/completions does."""
+        if not text:
+            raise SettingsError("the prompt is empty")
+        settings = self.settings.with_changes(**overrides) if overrides else self.settings
+        mentor = self.mentor if settings.mode != "student" else None
+        mentor_prompt: list[int] | str | None = None
+        if isinstance(mentor, RemoteMentor):
+            mentor_prompt = text
+        elif mentor is not None:
+            mentor_prompt = _plain_prompt(mentor, text)
+        student_prompt = _plain_prompt(self.student, text) if settings.mode != "mentor" else []
+        verifier = self.verifier if settings.mode == "collab" else None
+        generation = start_generation(
+            self.student, mentor, verifier, settings, Prompts(student_prompt, mentor_prompt), self._budget_for(settings)
+        )
         return generation if stream else generation.run()
 
     @overload

@@ -166,7 +166,7 @@ def test_prompt_longer_than_the_context_is_refused(student):
 
     prompts = Prompts(student=student.chat_prompt(long_question))
     with pytest.raises(ContextOverflowError, match="prompt is .* tokens"):
-        start_generation(student, None, None, GenerationSettings(mode="student"), prompts).run()
+        start_generation(student, None, None, GenerationSettings(mode="student"), prompts)
 
 
 def test_answer_that_fills_the_context_stops_cleanly(student):

@@ -55,6 +55,7 @@ def _register() -> None:
         models_cmd,
         report_cmd,
         run_cmd,
+        serve_cmd,
         verifier_cmd,
     )
 
@@ -67,6 +68,7 @@ def _register() -> None:
     cli.add_command(report_cmd.report)
     cli.add_command(verifier_cmd.verifier)
     cli.add_command(mentor_cmd.mentor)
+    cli.add_command(serve_cmd.serve)
 
 
 _register()

@@ -101,6 +101,12 @@ def start_generation(
         raise SettingsError(f"mode {settings.mode} needs a mentor")
     if settings.mode == "collab" and verifier is None:
         raise SettingsError("collab mode needs a verifier")
+    writer, prompt = (mentor, prompts.mentor) if settings.mode == "mentor" else (student, prompts.student)
+    if isinstance(writer, ModelBackend) and isinstance(prompt, list) and len(prompt) >= writer.n_ctx:
+        raise ContextOverflowError(
+            f"the prompt is {len(prompt)} tokens but {writer.name}'s context holds {writer.n_ctx}; "
+            "shorten it or raise --n-ctx"
+        )
     if isinstance(mentor, RemoteMentor) and settings.mode == "collab" and needs_scores(verifier):
         raise IncompatiblePairError(
             "the learned verifier needs a local mentor (it reads both segments with both models)"
@@ -139,11 +145,6 @@ class _Loop:
         backend = self.mentor if by_mentor else self.student
         prompt = self.prompts.mentor if by_mentor else self.prompts.student
         assert isinstance(backend, ModelBackend) and isinstance(prompt, list)
-        if len(prompt) >= backend.n_ctx:
-            raise ContextOverflowError(
-                f"the prompt is {len(prompt)} tokens but {backend.name}'s context holds {backend.n_ctx}; "
-                "shorten it or raise --n-ctx"
-            )
         started = time.perf_counter()
         before = {m: m.counters.snapshot() for m in {self.student, self.mentor} if m is not None}
         backend.discard_branch()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import ssl
 import time
@@ -18,6 +19,27 @@ from dataclasses import dataclass, field
 from edge_collab.errors import MentorUnavailableError
 
 ENV_API_KEY = "EDGE_COLLAB_MENTOR_API_KEY"
+ENV_REQUEST_EXTRA = "EDGE_COLLAB_MENTOR_EXTRA"  # JSON object merged into every completion request
+
+
+def _default_request_extra() -> dict[str, object]:
+    """llama-cpp-python applies a repetition penalty of 1.1 unless told
+    otherwise, which makes "greedy" replies differ from greedy; llama-server
+    accepts the same field and recent vLLM ignores it with a warning. The
+    environment variable replaces it (e.g. '{}' for a server that rejects
+    unknown fields)."""
+    configured = os.environ.get(ENV_REQUEST_EXTRA)
+    if configured is None:
+        return {"repeat_penalty": 1.0}
+    try:
+        extra = json.loads(configured)
+    except json.JSONDecodeError:
+        raise MentorUnavailableError(f"{ENV_REQUEST_EXTRA} must be a JSON object") from None
+    if not isinstance(extra, dict):
+        raise MentorUnavailableError(f"{ENV_REQUEST_EXTRA} must be a JSON object")
+    return extra
+
+
 _RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -41,13 +63,12 @@ class Completion:
 class RemoteSettings:
     """connect_timeout_s / read_timeout_s: per request. retry_budget_s: total time
     spent retrying one call before giving up. request_extra: fields added to every
-    completion request (the default turns off llama-cpp-python's repetition
-    penalty, which would otherwise make "greedy" answers differ from greedy)."""
+    completion request (see _default_request_extra)."""
 
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 30.0
     retry_budget_s: float = 6.0
-    request_extra: dict[str, object] = field(default_factory=lambda: {"repeat_penalty": 1.0})
+    request_extra: dict[str, object] = field(default_factory=_default_request_extra)
 
 
 @dataclass

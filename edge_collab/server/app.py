@@ -1,0 +1,335 @@
+"""The server: /v1/chat/completions, /v1/completions, /v1/models, /health.
+
+One generation runs at a time per model pair (the models hold one KV cache
+each); others wait in a bounded queue, and beyond it get 429 with Retry-After.
+Generation runs in a worker thread; a client that disconnects mid-stream stops
+its generation at the next piece. Errors have OpenAI's shape:
+{"error": {"message", "type", "param", "code"}}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sse_starlette.sse import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from edge_collab.engine.generation import Generation, GenerationResult
+from edge_collab.engine.stats import GenerationStats
+from edge_collab.errors import ContextOverflowError, EdgeCollabError, MentorUnavailableError, SettingsError
+from edge_collab.pair import CollabPair
+from edge_collab.server.schema import ChatRequest, CompletionRequest
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    model_name: str = "edge-collab"
+    api_key: str | None = None
+    queue_size: int = 8  # requests that may wait while one generates
+    max_body_bytes: int = 1 << 20
+    retry_after_s: int = 2
+
+
+def error_response(
+    status: int,
+    message: str,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _Busy(Exception):
+    pass
+
+
+class _Gate:
+    """One generation at a time, at most `queue_size` waiting."""
+
+    def __init__(self, queue_size: int):
+        self._lock = asyncio.Lock()
+        self._waiting = 0
+        self._queue_size = queue_size
+
+    async def acquire(self) -> None:
+        if self._lock.locked() and self._waiting >= self._queue_size:
+            raise _Busy
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+def usage(stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.tokens_total,
+        "total_tokens": stats.prompt_tokens + stats.tokens_total,
+        # edge-collab's mentor statistics, beside OpenAI's fields
+        "mentor_tokens": stats.tokens_mentor,
+        "mentor_share": stats.mentor_share,
+        "probes": stats.probes,
+        "divergences": stats.divergences,
+        "adoptions": stats.adoptions,
+        "mentor_decode_tokens": stats.mentor_decode_tokens,
+    }
+
+
+def finish_reason(stats: GenerationStats) -> str:
+    return "length" if stats.stop_reason in ("length", "context") else "stop"
+
+
+def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> FastAPI:
+    config = settings or ServerSettings()
+    app = FastAPI(title="edge-collab", docs_url=None, redoc_url=None)
+    gate = _Gate(config.queue_size)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):  # type: ignore[no-untyped-def]
+        if request.url.path.startswith("/v1/"):
+            if config.api_key is not None:
+                supplied = request.headers.get("authorization", "")
+                expected = f"Bearer {config.api_key}"
+                if not hmac.compare_digest(supplied.encode(), expected.encode()):
+                    return error_response(401, "missing or wrong API key", "authentication_error")
+            declared = request.headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > config.max_body_bytes):
+                return error_response(413, f"request body over {config.max_body_bytes} bytes")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        message = (
+            "request body is not valid JSON" if first.get("type") == "json_invalid" else first.get("msg", "bad request")
+        )
+        return error_response(400, f"{where}: {message}" if where else message, param=where or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return error_response(
+            error.status_code,
+            str(error.detail),
+            "not_found_error" if error.status_code == 404 else "invalid_request_error",
+        )
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": config.model_name, "object": "model", "created": 0, "owned_by": "edge-collab"}],
+        }
+
+    def check_model(name: str | None) -> JSONResponse | None:
+        if name not in (None, config.model_name):
+            return error_response(
+                404,
+                f"model {name!r} does not exist; this server serves {config.model_name!r}",
+                "not_found_error",
+                "model",
+            )
+        return None
+
+    async def run(start: Any, request: Request, body: ChatRequest | CompletionRequest, chat: bool):  # type: ignore[no-untyped-def]
+        missing = check_model(body.model)
+        if missing is not None:
+            return missing
+        try:
+            await gate.acquire()
+        except _Busy:
+            return error_response(
+                429,
+                "the server is busy; try again shortly",
+                "rate_limit_error",
+                headers={"Retry-After": str(config.retry_after_s)},
+            )
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                gate.release()
+
+        try:
+            generation = await asyncio.to_thread(start)
+        except (SettingsError, ContextOverflowError) as error:
+            release()
+            return error_response(400, str(error))
+        except MentorUnavailableError as error:
+            release()
+            return error_response(503, str(error), "server_error")
+        except EdgeCollabError as error:
+            release()
+            return error_response(500, str(error), "server_error")
+        ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        if not body.stream:
+            try:
+                result = await asyncio.to_thread(_run_to_end, generation)
+            except (SettingsError, ContextOverflowError) as error:
+                return error_response(400, str(error))
+            finally:
+                release()
+            return JSONResponse(_final_body(ident, created, config.model_name, result, chat))
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return EventSourceResponse(
+            _stream(generation, request, ident, created, config.model_name, chat, include_usage, release),
+            ping=15,
+        )
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request, body: ChatRequest):  # type: ignore[no-untyped-def]
+        messages = [{"role": m.role, "content": m.content} for m in body.messages]
+        overrides = body.overrides()
+        return await run(lambda: pair.chat(messages, stream=True, **overrides), request, body, chat=True)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request, body: CompletionRequest):  # type: ignore[no-untyped-def]
+        overrides = body.overrides()
+        return await run(lambda: pair.complete(body.prompt, stream=True, **overrides), request, body, chat=False)
+
+    return app
+
+
+def _run_to_end(generation: Generation) -> GenerationResult:
+    return generation.run()
+
+
+def _final_body(ident: str, created: int, model: str, result: GenerationResult, chat: bool) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason(result.stats), "logprobs": None}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": result.text}
+    else:
+        choice["text"] = result.text
+    return {
+        "id": ident,
+        "object": "chat.completion" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+        "usage": usage(result.stats),
+        "pieces": [piece.to_dict() for piece in result.pieces],
+    }
+
+
+def _chunk(
+    ident: str, created: int, model: str, chat: bool, text: str | None, source: str | None, finish: str | None
+) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
+    if chat:
+        choice["delta"] = {"content": text} if text is not None else {}
+    else:
+        choice["text"] = text or ""
+    if source is not None:
+        choice["source"] = source  # which model wrote this piece: student or mentor
+    return {
+        "id": ident,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+    }
+
+
+async def _stream(
+    generation: Generation,
+    request: Request,
+    ident: str,
+    created: int,
+    model: str,
+    chat: bool,
+    include_usage: bool,
+    release: Any,
+) -> AsyncIterator[dict[str, str]]:
+    """Pieces from the worker thread as server-sent events; stops the generation
+    when the client goes away."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            pieces: Iterator[Any] = iter(generation)
+            for piece in pieces:
+                loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece))
+                if stop.is_set():
+                    close = getattr(pieces, "close", None)
+                    if close is not None:
+                        close()  # ends the engine's loop: the models stop working
+                    break
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", generation.result))
+        except Exception as error:  # reported to the client as an error event
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", error))
+        finally:
+            loop.call_soon_threadsafe(release)
+
+    worker = threading.Thread(target=produce, name="edge-collab-generation", daemon=True)
+    worker.start()
+    try:
+        if chat:
+            yield {
+                "data": json.dumps(
+                    _chunk(ident, created, model, chat, "", None, None)
+                    | {
+                        "choices": [
+                            {
+                                "index": 0,
+                                "delta": {"role": "assistant", "content": ""},
+                                "finish_reason": None,
+                                "logprobs": None,
+                            }
+                        ]
+                    }
+                )
+            }
+        while True:
+            kind, value = await queue.get()
+            if kind == "piece":
+                if await request.is_disconnected():
+                    stop.set()
+                    continue
+                yield {"data": json.dumps(_chunk(ident, created, model, chat, value.text, value.source.value, None))}
+            elif kind == "error":
+                release()
+                message = str(value) if isinstance(value, EdgeCollabError) else "generation failed"
+                yield {
+                    "data": json.dumps(
+                        {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+                    )
+                }
+                break
+            else:
+                release()  # before [DONE], so the client's next request finds the server free
+                result: GenerationResult | None = value
+                if result is not None:
+                    final = _chunk(ident, created, model, chat, None if chat else "", None, finish_reason(result.stats))
+                    if include_usage:
+                        final["usage"] = usage(result.stats)
+                    yield {"data": json.dumps(final)}
+                yield {"data": "[DONE]"}
+                break
+    finally:
+        stop.set()

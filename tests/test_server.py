@@ -1,0 +1,265 @@
+"""The OpenAI-compatible server, started for real on loopback with tiny models,
+driven by the official openai client and by raw HTTP."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import openai
+import pytest
+from servers import free_port
+
+KEY = "test-key-123"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_paths):
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge_collab.cli",
+            "serve",
+            "--student",
+            str(tiny_paths["student"]),
+            "--mentor",
+            str(tiny_paths["mentor"]),
+            "--n-ctx",
+            "512",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--queue-size",
+            "0",
+            "--max-tokens",
+            "48",
+            "--threads",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_health(url, process)
+        yield url, port, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        if process.stderr:
+            process.stderr.close()
+
+
+def _wait_health(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:  # type: ignore[type-arg]
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(process.stderr.read().decode() if process.stderr else "server exited")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("server did not start")
+
+
+@pytest.fixture
+def client(server):
+    url, _, _ = server
+    with openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0, timeout=30) as c:
+        yield c
+
+
+def raw(port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(
+            method,
+            path,
+            body=body,
+            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json", **(headers or {})},
+        )
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def test_models_and_health(client, server):
+    assert [m.id for m in client.models.list().data] == ["edge-collab"]
+    status, _, body = raw(server[1], "GET", "/health", headers={"Authorization": ""})
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+
+
+def test_chat_completion(client):
+    reply = client.chat.completions.create(model="edge-collab", messages=[{"role": "user", "content": "the cat"}])
+    assert reply.object == "chat.completion"
+    assert reply.choices[0].message.role == "assistant" and reply.choices[0].message.content
+    usage = reply.usage.model_dump()
+    assert usage["completion_tokens"] == 48 and reply.choices[0].finish_reason == "length"
+    assert {"mentor_tokens", "mentor_share", "probes", "adoptions"} <= set(usage)
+
+
+def test_chat_completion_streams_with_sources(client):
+    stream = client.chat.completions.create(
+        model="edge-collab",
+        messages=[{"role": "user", "content": "the cat"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"probe_rate": 1.0},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    sources = {c.choices[0].model_extra.get("source") for c in chunks if c.choices and c.choices[0].delta.content}
+    assert text and sources <= {"student", "mentor"} and sources
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 48
+    whole = client.chat.completions.create(
+        model="edge-collab", messages=[{"role": "user", "content": "the cat"}], extra_body={"probe_rate": 1.0}
+    )
+    assert whole.choices[0].message.content == text  # same seed, same answer, streamed or not
+
+
+def test_completion_endpoint(client):
+    reply = client.completions.create(
+        model="edge-collab", prompt="the cat sat", max_tokens=12, extra_body={"mode": "student"}
+    )
+    assert reply.object == "text_completion" and reply.usage.completion_tokens == 12
+    assert reply.usage.model_extra["mentor_tokens"] == 0
+    streamed = "".join(
+        c.choices[0].text
+        for c in client.completions.create(
+            model="edge-collab", prompt="the cat sat", max_tokens=12, stream=True, extra_body={"mode": "student"}
+        )
+    )
+    assert streamed == reply.choices[0].text
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b'{"messages": "hi"}', 400, "messages"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}', 400, "temperature"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": -5}', 400, "max_tokens"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "frobnicate": 1}', 400, "frobnicate"),
+        (b'{"messages": [{"role": "wizard", "content": "hi"}]}', 400, "role"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "model": "gpt-9"}', 404, "gpt-9"),
+        (b'{"messages": []}', 400, "messages"),
+    ],
+)
+def test_bad_requests_get_openai_style_4xx(server, body, status, fragment):
+    code, _, payload = raw(server[1], "POST", "/v1/chat/completions", body)
+    assert code == status
+    error = json.loads(payload)["error"]
+    assert fragment in error["message"] and error["type"]
+
+
+def test_prompt_over_the_context_is_a_400(server):
+    body = json.dumps({"messages": [{"role": "user", "content": "the cat sat on the mat " * 200}]}).encode()
+    code, _, payload = raw(server[1], "POST", "/v1/chat/completions", body)
+    assert code == 400 and "context" in json.loads(payload)["error"]["message"]
+
+
+def test_huge_body_is_refused(server):
+    body = json.dumps({"messages": [{"role": "user", "content": "x" * (2 << 20)}]}).encode()
+    code, _, payload = raw(server[1], "POST", "/v1/chat/completions", body)
+    assert code == 413 and "bytes" in json.loads(payload)["error"]["message"]
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "Bearer test-key-12"])
+def test_missing_or_wrong_key(server, header):
+    connection = http.client.HTTPConnection("127.0.0.1", server[1], timeout=10)
+    headers = {"Content-Type": "application/json"} | ({"Authorization": header} if header else {})
+    connection.request("GET", "/v1/models", headers=headers)
+    response = connection.getresponse()
+    assert response.status == 401 and json.loads(response.read())["error"]["type"] == "authentication_error"
+    connection.close()
+
+
+def test_requests_beyond_the_queue_get_429_and_a_dropped_stream_frees_the_server(server):
+    port = server[1]
+    long_body = json.dumps(
+        {"messages": [{"role": "user", "content": "the cat"}], "stream": True, "max_tokens": 400, "probe_rate": 1.0}
+    ).encode()
+    first = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    first.request(
+        "POST",
+        "/v1/chat/completions",
+        body=long_body,
+        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+    )
+    response = first.getresponse()
+    assert response.status == 200
+    response.fp.readline()  # the first event: the generation is running
+    code, headers, payload = raw(
+        port, "POST", "/v1/chat/completions", json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
+    )
+    busy = code == 429
+    if busy:
+        assert headers.get("retry-after") == "2" and json.loads(payload)["error"]["type"] == "rate_limit_error"
+    first.close()  # the client goes away mid-stream
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        code, _, _ = raw(
+            port,
+            "POST",
+            "/v1/chat/completions",
+            json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}).encode(),
+        )
+        if code == 200:
+            break
+        time.sleep(0.2)
+    assert code == 200
+    assert busy, "the second request should have been refused while the first was generating"
+
+
+def test_sigterm_shuts_down_cleanly(tiny_paths):
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "edge_collab.cli",
+            "serve",
+            "--student",
+            str(tiny_paths["student"]),
+            "--mode",
+            "student",
+            "--n-ctx",
+            "256",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_health(f"http://127.0.0.1:{port}", process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+
+
+def test_binding_beyond_loopback_needs_a_key(tiny_paths):
+    from click.testing import CliRunner
+
+    from edge_collab.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["serve", "--student", str(tiny_paths["student"]), "--host", "0.0.0.0"])
+    assert result.exit_code == 1 and "--api-key" in result.output
