@@ -23,13 +23,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until_serving(url: str, process: subprocess.Popen | None = None, timeout_s: float = 60.0) -> None:  # type: ignore[type-arg]
+def wait_until_serving(
+    url: str,
+    process: subprocess.Popen | None = None,  # type: ignore[type-arg]
+    timeout_s: float = 60.0,
+    path: str = "/v1/models",
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited early with status {process.returncode}")
         try:
-            with urllib.request.urlopen(url + "/v1/models", timeout=2) as response:
+            with urllib.request.urlopen(url + path, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -77,6 +82,19 @@ class _ThreadingServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 @contextmanager
+def _serving(handler: type[socketserver.BaseRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on a free loopback port in a thread; yields the base URL."""
+    server = _ThreadingServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def delaying_proxy(target_port: int, delay_s: float) -> Iterator[str]:
     """Forwards TCP to target_port, holding each chunk of the reply back by delay_s."""
 
@@ -97,14 +115,8 @@ def delaying_proxy(target_port: int, delay_s: float) -> Iterator[str]:
                 pump(self.request, upstream, 0.0)
                 back.join(timeout=30)
 
-    server = _ThreadingServer(("127.0.0.1", 0), Relay)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Relay) as url:
+        yield url
 
 
 @contextmanager
@@ -136,14 +148,27 @@ def scripted_server(
         def log_message(self, *args: object) -> None:
             pass
 
-    server = _ThreadingServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as url:
+        yield url
 
 
 MODELS_REPLY = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "object": "model"}]}).encode()
+
+
+@contextmanager
+def edge_collab_server(*args: str) -> Iterator[tuple[str, int, subprocess.Popen]]:  # type: ignore[type-arg]
+    """`edge-collab serve ARGS` on a free loopback port, up and healthy."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge_collab.cli", "serve", *args, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, process, path="/health")
+        yield url, port, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)

@@ -6,72 +6,34 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import openai
 import pytest
-from servers import free_port
+from servers import edge_collab_server
 
 KEY = "test-key-123"
 
 
 @pytest.fixture(scope="module")
 def server(tiny_paths):
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edge_collab.cli",
-            "serve",
-            "--student",
-            str(tiny_paths["student"]),
-            "--mentor",
-            str(tiny_paths["mentor"]),
-            "--n-ctx",
-            "512",
-            "--port",
-            str(port),
-            "--api-key",
-            KEY,
-            "--queue-size",
-            "0",
-            "--max-tokens",
-            "48",
-            "--threads",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_health(url, process)
-        yield url, port, process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        if process.stderr:
-            process.stderr.close()
-
-
-def _wait_health(url: str, process: subprocess.Popen, timeout_s: float = 60.0) -> None:  # type: ignore[type-arg]
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(process.stderr.read().decode() if process.stderr else "server exited")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError("server did not start")
+    with edge_collab_server(
+        "--student",
+        str(tiny_paths["student"]),
+        "--mentor",
+        str(tiny_paths["mentor"]),
+        "--n-ctx",
+        "512",
+        "--api-key",
+        KEY,
+        "--queue-size",
+        "0",
+        "--max-tokens",
+        "48",
+        "--threads",
+        "1",
+    ) as running:
+        yield running
 
 
 @pytest.fixture
@@ -225,35 +187,13 @@ def test_requests_beyond_the_queue_get_429_and_a_dropped_stream_frees_the_server
 
 
 def test_sigterm_shuts_down_cleanly(tiny_paths):
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "edge_collab.cli",
-            "serve",
-            "--student",
-            str(tiny_paths["student"]),
-            "--mode",
-            "student",
-            "--n-ctx",
-            "256",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_health(f"http://127.0.0.1:{port}", process)
+    with edge_collab_server("--student", str(tiny_paths["student"]), "--mode", "student", "--n-ctx", "256") as (
+        _,
+        _,
+        process,
+    ):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
 
 
 def test_binding_beyond_loopback_needs_a_key(tiny_paths):

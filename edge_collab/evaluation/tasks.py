@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -125,12 +126,14 @@ def load_bigbench(folder: Path, name: str) -> Task:
 _GSM8K_ANSWER = re.compile(r"####\s*(.+?)\s*$")
 
 
-def load_gsm8k(path: Path) -> Task:
-    items = []
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:  # type: ignore[type-arg]
+    """(line number, object) for each non-empty line; a clear error for anything else."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise TaskFileError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise TaskFileError(f"{path}: not UTF-8 text") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -138,7 +141,15 @@ def load_gsm8k(path: Path) -> Task:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise TaskFileError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("question"), str):
+        if not isinstance(record, dict):
+            raise TaskFileError(f"{path}:{number}: not a JSON object")
+        yield number, record
+
+
+def load_gsm8k(path: Path) -> Task:
+    items = []
+    for number, record in _jsonl_records(path):
+        if not isinstance(record.get("question"), str):
             raise TaskFileError(f"{path}:{number}: needs 'question' and 'answer' strings")
         match = _GSM8K_ANSWER.search(str(record.get("answer", "")))
         if not match or _as_number(match.group(1)) is None:
@@ -151,28 +162,16 @@ def load_gsm8k(path: Path) -> Task:
 
 def load_humaneval(path: Path) -> Task:
     items = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise TaskFileError(f"{path}: file not found") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            items.append(
-                Item(
-                    record["task_id"],
-                    "code",
-                    record["prompt"],
-                    record["entry_point"],
-                    extra={"prompt": record["prompt"], "test": record["test"]},
-                )
-            )
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise TaskFileError(
-                f"{path}:{number}: not a HumanEval record (needs task_id, prompt, entry_point, test)"
-            ) from None
+    for number, record in _jsonl_records(path):
+        fields = [record.get(key) for key in ("task_id", "prompt", "entry_point", "test")]
+        if not all(isinstance(value, str) for value in fields):
+            raise TaskFileError(f"{path}:{number}: not a HumanEval record (needs task_id, prompt, entry_point, test)")
+        task_id, prompt, entry_point, test = fields
+        items.append(
+            Item(str(task_id), "code", str(prompt), str(entry_point), extra={"prompt": str(prompt), "test": str(test)})
+        )
+    if not items:
+        raise TaskFileError(f"{path}: no items")
     return Task("humaneval", tuple(items), str(path))
 
 
