@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ from edge_collab.presets.registry import load_pairs, load_presets
 from edge_collab.settings import ModelSettings
 
 TINY_CONTEXT = 512
+# The user's own data folder, read before any test isolates it (real-model tests use it).
+REAL_HOME = os.environ.get("EDGE_COLLAB_HOME")
 
 
 @pytest.fixture(autouse=True)

@@ -17,3 +17,11 @@ def test_all_matches_the_readme():
     assert documented == set(edge_collab.__all__)
     for name in edge_collab.__all__:
         assert hasattr(edge_collab, name)
+
+
+def test_the_readme_example_app_is_the_shipped_script():
+    text = README.read_text(encoding="utf-8")
+    block = text.split("pair is installed):\n\n```python\n", 1)[1].split("```", 1)[0]
+    script = README.parent / "scripts" / "example_app.py"
+    assert block == script.read_text(encoding="utf-8")
+    assert len(block.splitlines()) <= 20

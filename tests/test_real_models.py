@@ -50,3 +50,22 @@ def test_user_text_cannot_end_the_turn(real_pair):
     im_end = real_pair.student.tokenize(b"<|im_end|>", special=True)
     assert len(im_end) == 1
     assert tricky.count(im_end[0]) == plain.count(im_end[0])  # the template's own turn ends only
+
+
+def test_the_example_app_runs_as_written():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import REAL_HOME
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "example_app.py"
+    environment = {k: v for k, v in os.environ.items() if k != "EDGE_COLLAB_HOME"}
+    if REAL_HOME:
+        environment["EDGE_COLLAB_HOME"] = REAL_HOME
+    completed = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=600, env=environment
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.count("[mentor wrote") == 2
