@@ -222,7 +222,7 @@ class CollabPair:
 
     def _budget_for(self, settings: GenerationSettings) -> MentorBudget | None:
         """The pair's budget controller; it keeps its state across calls with the same target."""
-        if settings.mode != "collab" or settings.mentor_budget is None:
+        if settings.mode not in ("collab", "takeover") or settings.mentor_budget is None:
             return None
         if self._budget is None or self._budget.target != settings.mentor_budget:
             self._budget = MentorBudget(settings.mentor_budget)

@@ -13,8 +13,10 @@ from typing import Literal
 
 from edge_collab.errors import SettingsError
 
-Mode = Literal["collab", "student", "mentor"]
-MODES: tuple[Mode, ...] = ("collab", "student", "mentor")
+Mode = Literal["collab", "student", "mentor", "cosd", "nudging", "rstitch", "average", "takeover"]
+# Baselines from the literature, run on the same engine (engine/baselines.py).
+TOKEN_LEVEL_BASELINES = ("cosd", "nudging", "rstitch", "average")
+MODES: tuple[Mode, ...] = ("collab", "student", "mentor", "cosd", "nudging", "rstitch", "average", "takeover")
 ProbePolicyName = Literal["random", "uncertainty"]
 PROBE_POLICIES: tuple[ProbePolicyName, ...] = ("random", "uncertainty")
 
@@ -40,6 +42,8 @@ class GenerationSettings:
         the student's next-token entropy reaches uncertainty_threshold nats).
     mentor_budget: target mentor share of the answer; a controller then adjusts
         the probe rate or threshold during a run (None: no controller).
+    cosd_alpha, cosd_beta, nudging_gamma, rstitch_tau: the baselines' parameters
+        (see engine/baselines.py).
     """
 
     mode: Mode = "collab"
@@ -54,6 +58,10 @@ class GenerationSettings:
     probe_policy: ProbePolicyName = "random"
     uncertainty_threshold: float = 1.0
     mentor_budget: float | None = None
+    cosd_alpha: float = 0.5
+    cosd_beta: float = 0.5
+    nudging_gamma: float = 0.4
+    rstitch_tau: float = 0.15
 
     def __post_init__(self) -> None:
         _require(self.mode in MODES, f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
@@ -80,6 +88,11 @@ class GenerationSettings:
             math.isfinite(self.uncertainty_threshold) and 0.0 <= self.uncertainty_threshold <= 20.0,
             f"uncertainty threshold must be 0..20 nats, not {self.uncertainty_threshold}",
         )
+        for name in ("cosd_alpha", "cosd_beta", "nudging_gamma", "rstitch_tau"):
+            value = getattr(self, name)
+            _require(
+                math.isfinite(value) and 0.0 <= value <= 1.0, f"{name.replace('_', ' ')} must be 0..1, not {value}"
+            )
         _require(
             self.mentor_budget is None or (math.isfinite(self.mentor_budget) and 0.0 < self.mentor_budget < 1.0),
             f"mentor budget must be a share between 0 and 1, not {self.mentor_budget}",

@@ -56,6 +56,7 @@ def _register() -> None:
         report_cmd,
         run_cmd,
         serve_cmd,
+        sweep_cmd,
         verifier_cmd,
     )
 
@@ -69,6 +70,7 @@ def _register() -> None:
     cli.add_command(verifier_cmd.verifier)
     cli.add_command(mentor_cmd.mentor)
     cli.add_command(serve_cmd.serve)
+    cli.add_command(sweep_cmd.sweep)
 
 
 _register()

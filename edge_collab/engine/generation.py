@@ -15,11 +15,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
 from edge_collab.backends.base import BackendCounters, ModelBackend
 from edge_collab.engine.answer import Answer
+from edge_collab.engine.baselines import TokenLevelLoop, require_shared_tokenizer
 from edge_collab.engine.mentor_link import MentorLink, make_link
 from edge_collab.engine.pieces import Piece, Source
 from edge_collab.engine.sampling import TokenChooser, TokenScore, token_logprobs
@@ -28,7 +30,7 @@ from edge_collab.engine.writer import ModelWriter, Written
 from edge_collab.errors import ContextOverflowError, IncompatiblePairError, SettingsError
 from edge_collab.probing import MentorBudget, ProbePolicy, RandomProbePolicy, UncertaintyProbePolicy, step_signal
 from edge_collab.remote.mentor import RemoteLink, RemoteMentor
-from edge_collab.settings import GenerationSettings
+from edge_collab.settings import TOKEN_LEVEL_BASELINES, GenerationSettings
 from edge_collab.verifiers.base import Divergence, Verifier, needs_scores
 from edge_collab.verifiers.features import DivergenceScores
 
@@ -43,6 +45,7 @@ class Prompts:
 
 
 Mentor = ModelBackend | RemoteMentor
+_TAKEOVER_MAX_TOKENS = 64  # a "sentence" that runs longer is cut here
 
 
 @dataclass
@@ -59,11 +62,18 @@ class GenerationResult:
         }
 
 
+class _Steps(Protocol):
+    pieces: list[Piece]
+    result: GenerationResult | None
+
+    def steps(self) -> Iterator[Piece]: ...
+
+
 class Generation:
     """A generation in progress: iterate for streamed pieces; once iteration
     ends, `result` holds the text, all pieces and the statistics."""
 
-    def __init__(self, loop: _Loop):
+    def __init__(self, loop: _Steps):
         self._loop = loop
         self._steps = loop.steps()
 
@@ -111,6 +121,10 @@ def start_generation(
         raise IncompatiblePairError(
             "the learned verifier needs a local mentor (it reads both segments with both models)"
         )
+    if settings.mode in TOKEN_LEVEL_BASELINES:
+        require_shared_tokenizer(student, mentor, settings.mode)
+        assert isinstance(mentor, ModelBackend)
+        return Generation(TokenLevelLoop(student, mentor, settings, prompts))
     return Generation(_Loop(student, mentor, verifier, settings, prompts, budget))
 
 
@@ -156,7 +170,7 @@ class _Loop:
         source = Source.MENTOR if by_mentor else Source.STUDENT
         policy = self._policy()
         may_probe = settings.probe_rate > 0 or settings.probe_policy != "random" or self.budget is not None
-        link = self._link(answer) if settings.mode == "collab" and may_probe else None
+        link = self._link(answer) if settings.mode in ("collab", "takeover") and may_probe else None
         self._mentor_active = link is not None
 
         stop_reason = None
@@ -262,6 +276,8 @@ class _Loop:
         if split is None:
             return False
         stats.divergences += 1
+        if self.settings.mode == "takeover":
+            return self._take_over(link, answer, split)
         if len(answer) - split > k:
             answer.rollback(split + k)
         student_segment = writer.segment(split + k - len(answer))
@@ -300,6 +316,18 @@ class _Loop:
         answer.label_new(Source.MENTOR)
         stats.adoptions += 1
         return mentor_segment.ended
+
+    def _take_over(self, link: MentorLink | RemoteLink, answer: Answer, split: int) -> bool:
+        """Baseline: the mentor writes from the split to the end of the sentence, always kept."""
+        try:
+            segment = link.mentor_segment(_TAKEOVER_MAX_TOKENS, until_sentence_end=True)
+        except ContextOverflowError:
+            return self._mentor_is_full(link)
+        answer.rollback(split)
+        link.adopt(segment)
+        answer.label_new(Source.MENTOR)
+        self.stats.adoptions += 1
+        return segment.ended
 
     def _mentor_is_full(self, link: MentorLink | RemoteLink) -> bool:
         self._mentor_active = False  # no room left for the mentor: the student goes on alone

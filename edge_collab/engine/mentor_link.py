@@ -23,7 +23,7 @@ from edge_collab.backends.base import ModelBackend
 from edge_collab.engine.answer import Answer
 from edge_collab.engine.sampling import TokenScore, score_token, token_logprobs
 from edge_collab.engine.seam import seam_tokens
-from edge_collab.engine.writer import ModelWriter, Written
+from edge_collab.engine.writer import ModelWriter, Written, ends_sentence
 
 
 def _first_mismatch(rows: np.ndarray, tokens: list[int]) -> int | None:
@@ -78,7 +78,9 @@ class MentorLink(ABC):
             self.student_segment_logprobs = np.concatenate([self.student_segment_logprobs, logprobs])
         self._read_segment = True
 
-    def mentor_segment(self, count: int, scores: list[TokenScore] | None = None) -> Written:
+    def mentor_segment(
+        self, count: int, scores: list[TokenScore] | None = None, until_sentence_end: bool = False
+    ) -> Written:
         """The mentor's lookahead of up to `count` tokens from the split, on a
         branch of its cache. With `scores`, each token's TokenScore is added."""
         self.mentor.begin_branch(self._branch_at)
@@ -87,7 +89,10 @@ class MentorLink(ABC):
         if scores is not None and self.split_row is not None:
             scores.append(score_token(self.split_row, self._first_token))
         self.mentor.append([self._first_token])
-        rest = self.writer.segment(count - 1)
+        if until_sentence_end and ends_sentence(self.mentor.token_bytes(self._first_token)):
+            self.decode_tokens += 1
+            return Written([self._first_token], ended=False)
+        rest = self.writer.segment(count - 1, until_sentence_end)
         tokens = [self._first_token, *rest.tokens]
         if scores is not None and self.writer.scores is not None:
             start = len(self.mentor) - len(rest.tokens)

@@ -13,6 +13,10 @@ from edge_collab.engine.sampling import TokenChooser, TokenScore, score_token
 _RECENT_LOGITS = 64  # enough for a word step plus a lookahead segment
 
 
+def ends_sentence(piece: bytes) -> bool:
+    return any(mark in piece for mark in (b".", b"!", b"?", b"\n"))
+
+
 @dataclass
 class Written:
     tokens: list[int]
@@ -70,11 +74,14 @@ class ModelWriter:
             tokens.append(self.take())
         return Written(tokens, ended=False)
 
-    def segment(self, count: int) -> Written:
-        """Up to `count` tokens, stopping early at end-of-generation."""
+    def segment(self, count: int, until_sentence_end: bool = False) -> Written:
+        """Up to `count` tokens, stopping early at end-of-generation (and, if
+        asked, after a token that ends a sentence)."""
         tokens: list[int] = []
         while len(tokens) < count:
             if self.backend.is_end(self.peek()):
                 return Written(tokens, ended=True)
             tokens.append(self.take())
+            if until_sentence_end and ends_sentence(self.backend.token_bytes(tokens[-1])):
+                break
         return Written(tokens, ended=False)

@@ -10,7 +10,16 @@ from pathlib import Path
 from edge_collab.errors import EdgeCollabError
 from edge_collab.evaluation.runner import read_results
 
-METHOD_COLOURS = {"student": "tab:blue", "mentor": "tab:orange", "collab": "tab:green"}
+METHOD_COLOURS = {
+    "student": "tab:blue",
+    "mentor": "tab:orange",
+    "collab": "tab:green",
+    "takeover": "tab:red",
+    "cosd": "tab:purple",
+    "nudging": "tab:brown",
+    "rstitch": "tab:pink",
+    "average": "tab:olive",
+}
 
 
 @dataclass
@@ -26,6 +35,15 @@ class Run:
     @property
     def label(self) -> str:
         method = str(self.header["method"])
+        parameters = {
+            "cosd": "cosd_alpha",
+            "nudging": "nudging_gamma",
+            "rstitch": "rstitch_tau",
+            "takeover": "probe_rate",
+        }
+        if method in parameters and parameters[method] in self.header:
+            name = parameters[method]
+            return f"{method} {name.split('_')[-1]}={self.header[name]:g}"
         if method != "collab":
             return method
         h = self.header
@@ -76,7 +94,8 @@ def load_runs(folders: Iterable[Path]) -> list[Run]:
                 runs.append(Run(header, unique, path))
     if not runs:
         raise EdgeCollabError("no results found in " + ", ".join(str(f) for f in folders))
-    return sorted(runs, key=lambda r: (r.task, ("student", "mentor", "collab").index(str(r.header["method"])), r.label))
+    order = ("student", "mentor", "collab", "takeover", "cosd", "nudging", "rstitch", "average")
+    return sorted(runs, key=lambda r: (r.task, order.index(str(r.header["method"])), r.label))
 
 
 def _percent(value: float) -> str:
@@ -145,7 +164,16 @@ def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
 
     tasks = list(dict.fromkeys(r.task for r in runs))
     figure, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
-    markers = {"student": "o", "mentor": "s", "collab": "D"}
+    markers = {
+        "student": "o",
+        "mentor": "s",
+        "collab": "D",
+        "takeover": "v",
+        "cosd": "^",
+        "nudging": "<",
+        "rstitch": ">",
+        "average": "P",
+    }
     for axis, task in zip(axes[0], tasks, strict=True):
         for run in (r for r in runs if r.task == task):
             n = len(run.items)
@@ -185,6 +213,44 @@ def plot_throughput(runs: Sequence[Run], path: Path) -> None:
     axis.set_ylabel("answer tokens per second")
     axis.set_title("Throughput per method (same machine, same items)")
     axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_frontier(runs: Sequence[Run], path: Path, title: str) -> None:
+    """Accuracy against mentor share: collab's grid (one line per segment length,
+    points in probe-rate order) with every other method on the same axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 4.6))
+    collab = [r for r in runs if r.header["method"] == "collab"]
+    for k in sorted({int(r.header["segment_tokens"]) for r in collab}):
+        line = sorted((r for r in collab if int(r.header["segment_tokens"]) == k), key=lambda r: r.header["probe_rate"])
+        axis.plot(
+            [100 * r.mentor_share for r in line],
+            [100 * r.accuracy for r in line],
+            "-D",
+            label=f"collab k={k} (ρ " + ", ".join(f"{r.header['probe_rate']:g}" for r in line) + ")",
+        )
+    for run in (r for r in runs if r.header["method"] != "collab"):
+        method = str(run.header["method"])
+        axis.plot(
+            100 * run.mentor_share,
+            100 * run.accuracy,
+            "o",
+            color=METHOD_COLOURS.get(method, "tab:grey"),
+            markersize=8,
+            label=run.label,
+        )
+    axis.set_xlabel("mentor share of answer tokens (%)")
+    axis.set_ylabel("accuracy (%)")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -63,6 +63,13 @@ def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSe
         header["student"] = pair.student.name
     if method != "student":
         header["mentor"] = pair.mentor_name
+    baseline_parameters = {
+        "cosd": {"cosd_alpha": settings.cosd_alpha, "cosd_beta": settings.cosd_beta},
+        "nudging": {"nudging_gamma": settings.nudging_gamma},
+        "rstitch": {"rstitch_tau": settings.rstitch_tau},
+        "takeover": {"probe_rate": settings.probe_rate},
+    }
+    header |= baseline_parameters.get(method, {})
     if method == "collab":
         header |= {
             "probe_rate": settings.probe_rate,

@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_collab.backends.base import BackendCounters
 from edge_collab.engine.answer import Answer
-from edge_collab.engine.writer import Written
+from edge_collab.engine.writer import Written, ends_sentence
 from edge_collab.errors import MentorUnavailableError
 from edge_collab.remote.breaker import CircuitBreaker
 from edge_collab.remote.client import CompletionClient
@@ -133,8 +133,14 @@ class RemoteLink:
     def read_student_segment(self) -> None:
         raise MentorUnavailableError("a remote mentor cannot score the student's segment for a learned verifier")
 
-    def mentor_segment(self, count: int, scores: list | None = None) -> Written:  # type: ignore[type-arg]
+    def mentor_segment(self, count: int, scores: list | None = None, until_sentence_end: bool = False) -> Written:  # type: ignore[type-arg]
         assert self._segment is not None
+        if until_sentence_end:
+            for index, piece in enumerate(self._segment_pieces):
+                if ends_sentence(piece.encode("utf-8")):
+                    self._segment_pieces = self._segment_pieces[: index + 1]
+                    break
+            return Written([], ended=False, text="".join(self._segment_pieces).encode("utf-8"))
         return self._segment
 
     def mentor_text(self, segment: Written) -> bytes:
