@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from engine_helpers import generate
 
 from edge_collab.errors import IncompatiblePairError
-from engine_helpers import generate
 
 
 @pytest.mark.parametrize("method", ["cosd", "nudging", "rstitch", "average", "takeover"])
@@ -59,9 +59,9 @@ def test_takeover_works_across_tokenizers(student, other_tokenizer_mentor):
 
 def test_sweep_runs_the_grid_and_draws_the_frontier(tiny_paths, tmp_path):
     from click.testing import CliRunner
+    from test_tasks import FREE, write_bigbench
 
     from edge_collab.cli.main import cli
-    from test_tasks import FREE, write_bigbench
 
     task = write_bigbench(tmp_path / "tiny-task", [dict(FREE, input=f"What is {i} plus {i}?") for i in range(4)])
     out = tmp_path / "sweep"
