@@ -211,3 +211,9 @@ def test_repeat_guard(units, expected):
 def test_out_of_range_settings_are_refused(bad):
     with pytest.raises(SettingsError):
         GenerationSettings(**bad)
+
+
+def test_without_the_repeat_guard_the_answer_runs_to_the_context(student):
+    result = generate(student, None, mode="student", max_new_tokens=10_000, repeat_guard=False)
+    assert result.stats.stop_reason == "context"
+    assert result.stats.prompt_tokens + result.stats.tokens_total == student.n_ctx

@@ -36,8 +36,9 @@ def repeats_at_end(units: Sequence[bytes]) -> bool:
 class Answer:
     """The writer's context beyond the prompt, with a source per token."""
 
-    def __init__(self, writer: ModelBackend, prompt_length: int, stop: Sequence[str] = ()):
+    def __init__(self, writer: ModelBackend, prompt_length: int, stop: Sequence[str] = (), repeat_guard: bool = True):
         self.writer = writer
+        self.repeat_guard = repeat_guard
         self.prompt_length = prompt_length
         self.sources: list[Source] = []
         self.units: list[bytes] = []  # text of each finished step, for the repeat guard
@@ -82,7 +83,7 @@ class Answer:
             return "stop"
         if new_tokens:
             self.units.append(bytes(self._final_bytes[step_start:]))
-            if repeats_at_end(self.units):
+            if self.repeat_guard and repeats_at_end(self.units):
                 return "repeat"
         return None
 

@@ -116,7 +116,7 @@ class TokenLevelLoop:
             model.discard_branch()
         self.student.reset_to(self.prompts.student)
         self.mentor.reset_to(self.prompts.mentor)
-        answer = Answer(self.student, len(self.prompts.student), s.stop)
+        answer = Answer(self.student, len(self.prompts.student), s.stop, s.repeat_guard)
         stop_reason = None
         mentor_written = 0
         try:

@@ -163,7 +163,7 @@ class _Loop:
         before = {m: m.counters.snapshot() for m in {self.student, self.mentor} if m is not None}
         backend.discard_branch()
         backend.reset_to(prompt)
-        answer = Answer(backend, len(prompt), settings.stop)
+        answer = Answer(backend, len(prompt), settings.stop, settings.repeat_guard)
         writer = ModelWriter(
             backend, TokenChooser(settings.temperature, self._rngs["writer"]), record_scores=needs_scores(self.verifier)
         )
