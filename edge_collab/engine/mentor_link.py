@@ -41,7 +41,6 @@ class MentorLink(ABC):
         self.synced = 0  # answer tokens whose text the mentor's context holds
         self.prefill_tokens = 0
         self.decode_tokens = 0
-        self._split = 0
         self._word_end = 0  # answer position after the probed word
         self._read_segment = False  # the mentor read the student's whole segment
         self._branch_at = 0  # mentor context length at the split
@@ -62,7 +61,6 @@ class MentorLink(ABC):
         if split is None:
             self.synced = word_start + len(word)
         else:
-            self._split = split
             self._word_end = word_start + len(word)
             self._read_segment = False
         return split
@@ -119,13 +117,8 @@ class MentorLink(ABC):
     def reject(self) -> None:
         """Drop the mentor's segment; its context keeps what it read."""
         self.mentor.discard_branch()
-        if self._read_segment:
-            self.synced = len(self.answer)
-        elif len(self.answer) >= self._word_end:
-            self.synced = self._word_end
-        else:  # the student's segment was cut inside the word
-            self._rewind_to_split()
-            self.synced = self._split
+        # The student's segment always holds its whole word (see _Loop._consult).
+        self.synced = len(self.answer) if self._read_segment else self._word_end
 
     def _counting_prefill(self, read):  # type: ignore[no-untyped-def]
         before = self.mentor.counters.evaluated_tokens
@@ -142,9 +135,6 @@ class MentorLink(ABC):
 
     @abstractmethod
     def _append_to_student(self, mentor_tokens: list[int]) -> None: ...
-
-    @abstractmethod
-    def _rewind_to_split(self) -> None: ...
 
 
 class TokenLink(MentorLink):
@@ -170,9 +160,6 @@ class TokenLink(MentorLink):
 
     def _append_to_student(self, mentor_tokens: list[int]) -> None:
         self.answer.writer.append(mentor_tokens)
-
-    def _rewind_to_split(self) -> None:
-        self.mentor.truncate(self.prompt_length + self._split)
 
 
 class TextLink(MentorLink):
@@ -222,9 +209,6 @@ class TextLink(MentorLink):
         keep, tokens = seam_tokens(student, student.tokens, self.mentor.detokenize(mentor_tokens), floor)
         self.answer.rollback(keep - self.answer.prompt_length)
         student.append(tokens)
-
-    def _rewind_to_split(self) -> None:
-        self.mentor.truncate(self._word_context)
 
 
 def make_link(
