@@ -68,6 +68,10 @@ class RemoteSettings:
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 30.0
     retry_budget_s: float = 6.0
+    # "auto": one request per probe when the round trip costs more than
+    # one_request_rtt_s, else a second request only at divergences.
+    probe_requests: str = "auto"
+    one_request_rtt_s: float = 0.05
     request_extra: dict[str, object] = field(default_factory=_default_request_extra)
 
 
@@ -104,6 +108,7 @@ class CompletionClient:
         self.counters = NetworkCounters()
         self._api_key = api_key
         self._connection: http.client.HTTPConnection | None = None
+        self.round_trip_s: float | None = None  # measured by check()
 
     def __repr__(self) -> str:  # never shows the key
         return f"CompletionClient({self.url!r}, model={self.model!r})"
@@ -188,9 +193,20 @@ class CompletionClient:
             raise MentorRequestError(f"mentor at {self.url}: /v1/models gave no model list", False)
         return [str(m.get("id")) for m in models if isinstance(m, dict)]
 
+    @property
+    def one_request_per_probe(self) -> bool:
+        mode = self.settings.probe_requests
+        if mode == "auto":
+            return self.round_trip_s is not None and self.round_trip_s >= self.settings.one_request_rtt_s
+        return mode == "one"
+
     def check(self) -> None:
-        """Fail now, clearly, if the server is unreachable, refuses the key or lacks the model."""
+        """Fail now, clearly, if the server is unreachable, refuses the key or lacks
+        the model; measures the round trip on a warm connection."""
+        self.list_models()
+        started = time.perf_counter()
         models = self.list_models()
+        self.round_trip_s = time.perf_counter() - started
         if self.model is None:
             if len(models) != 1:
                 raise MentorUnavailableError(

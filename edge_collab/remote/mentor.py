@@ -1,13 +1,20 @@
 """The remote mentor and how the engine probes it.
 
-One request per probe: the mentor is asked to continue the answer from the
-start of the student's word for the word's length plus a lookahead segment,
-and the word is cut out locally. The mentor's tokens are compared with the
-student's one by one: where they first differ the branches part, and the same
-reply already holds the mentor's segment from there (greedy, so it is what the
-mentor would have written after the agreed part), so a divergence costs no
-second round trip. With identical tokenizers this is exactly the local
-probe-by-scoring rule, and the answers are the same as with a local mentor. The server keeps its own prefix cache
+A probe asks the mentor to continue the answer from the start of the
+student's word; the mentor's tokens are compared with the student's one by
+one, and where they first differ the branches part. Two ways to ask, chosen by
+the measured round-trip time:
+
+- one request per probe (slow links): ask for the word's length plus a
+  lookahead segment at once; at a divergence the same reply already holds the
+  mentor's segment. Every probe then costs the server a segment of decoding.
+- two requests at a divergence (fast links, e.g. loopback): ask for the word
+  only; only where it differs ask again for the segment from the split. The
+  server decodes no more than a local mentor would.
+
+Either way the segment is greedy from the split, so with identical tokenizers
+this is exactly the local probe-by-scoring rule and the answers are the same
+as with a local mentor. The server keeps its own prefix cache
 (llama.cpp and vLLM reuse the common prefix of consecutive prompts), so each
 request costs the server only the text appended since the last one.
 
@@ -27,7 +34,7 @@ from edge_collab.engine.answer import Answer
 from edge_collab.engine.writer import Written, ends_sentence
 from edge_collab.errors import MentorUnavailableError
 from edge_collab.remote.breaker import CircuitBreaker
-from edge_collab.remote.client import CompletionClient
+from edge_collab.remote.client import Completion, CompletionClient
 
 
 class RemoteMentor:
@@ -103,9 +110,23 @@ class RemoteLink:
         student = self.answer.writer
         prefix = student.detokenize(self.answer.tokens()[:word_start]).decode("utf-8", errors="replace")
         pieces = [student.token_bytes(t).decode("utf-8", errors="replace") for t in word]
-        budget = len(word) + self.segment_tokens
+        one_request = self.mentor.client.one_request_per_probe
         try:
+            budget = len(word) + (self.segment_tokens if one_request else 0)
             completion = self.mentor.client.complete(self.prompt_text + prefix, max_tokens=budget)
+            self.decode_tokens += len(completion.tokens) or len(student.tokenize(completion.text.encode("utf-8")))
+            outcome = self._compare(completion, pieces)
+            if outcome is None:
+                breaker.record_success()
+                return None
+            split, segment, ended = outcome
+            if not one_request and not ended:
+                # Second round trip, only at a divergence: the segment from the split.
+                agreed = "".join(pieces[:split])
+                follow = self.mentor.client.complete(self.prompt_text + prefix + agreed, max_tokens=self.segment_tokens)
+                self.decode_tokens += len(follow.tokens) or 1
+                segment = follow.tokens or [follow.text]
+                ended = follow.finished and len(segment) < self.segment_tokens
         except MentorUnavailableError:
             breaker.record_failure()
             self.stats.skipped_probes += 1
@@ -113,22 +134,24 @@ class RemoteLink:
         finally:
             self._sync_network_stats()
         breaker.record_success()
-        mentor_tokens = completion.tokens
-        self.decode_tokens += len(mentor_tokens) or len(student.tokenize(completion.text.encode("utf-8")))
-        if mentor_tokens:
-            split = _first_difference(mentor_tokens, pieces)
-            if split == len(word):
-                return None
-            segment = mentor_tokens[split : split + self.segment_tokens]
-            ended = completion.finished and len(mentor_tokens) <= split + self.segment_tokens
-        else:
-            if _text_agrees(completion.text, "".join(pieces)):
-                return None
-            split, segment, ended = 0, [completion.text], completion.finished
         self._segment_pieces = segment
         self._segment = Written([], ended=ended, text="".join(segment).encode("utf-8"))
         self._split = word_start + split
         return self._split
+
+    def _compare(self, completion: Completion, pieces: list[str]) -> tuple[int, list[str], bool] | None:
+        """None when the mentor wrote the student's word; else (split within the
+        word, the mentor's segment so far, whether the mentor ended there)."""
+        mentor_tokens = completion.tokens
+        if mentor_tokens:
+            split = _first_difference(mentor_tokens, pieces)
+            if split == len(pieces):
+                return None
+            segment = mentor_tokens[split : split + self.segment_tokens]
+            return split, segment, completion.finished and len(mentor_tokens) <= split + self.segment_tokens
+        if _text_agrees(completion.text, "".join(pieces)):
+            return None
+        return 0, [completion.text], completion.finished
 
     def read_student_segment(self) -> None:
         raise MentorUnavailableError("a remote mentor cannot score the student's segment for a learned verifier")
