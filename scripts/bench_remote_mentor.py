@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -67,6 +68,10 @@ def main() -> None:
             str(port),
             "--n_ctx",
             "4096",
+            "--n_threads",
+            str(os.cpu_count() or 1),
+            "--n_threads_batch",
+            str(os.cpu_count() or 1),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -76,6 +76,11 @@ def serve(
         str(999 if gpu_layers == -1 else gpu_layers),
         "--n_ctx",
         str(n_ctx),
+        # llama-cpp-python's server defaults to half the cores; a mentor box should use them all.
+        "--n_threads",
+        str(os.cpu_count() or 1),
+        "--n_threads_batch",
+        str(os.cpu_count() or 1),
     ]
     environment = dict(os.environ)
     if api_key:

@@ -73,6 +73,20 @@ def _first_difference(mentor: list[str], student: list[str]) -> int:
     return len(student)
 
 
+def _compare_text(completion: Completion, pieces: list[str]) -> tuple[int, list[str], bool] | None:
+    """The word-sized reply against the student's tokens, by text: the mentor
+    wrote the word when the texts are equal; otherwise the branches part after
+    the longest run of the student's tokens that the reply starts with."""
+    text = completion.text
+    if text == "".join(pieces):
+        return None
+    split, covered = 0, ""
+    while split < len(pieces) - 1 and text.startswith(covered + pieces[split]):
+        covered += pieces[split]
+        split += 1
+    return split, [], completion.finished and text == covered
+
+
 def _text_agrees(text: str, word: str) -> bool:
     """Without token information: the reply starts with the word, and the word ends there."""
     rest = text[len(word) : len(word) + 1]
@@ -113,9 +127,12 @@ class RemoteLink:
         one_request = self.mentor.client.one_request_per_probe
         try:
             budget = len(word) + (self.segment_tokens if one_request else 0)
-            completion = self.mentor.client.complete(self.prompt_text + prefix, max_tokens=budget)
+            # With a second request to come, the first needs only the text.
+            completion = self.mentor.client.complete(
+                self.prompt_text + prefix, max_tokens=budget, logprobs=1 if one_request else None
+            )
             self.decode_tokens += len(completion.tokens) or len(student.tokenize(completion.text.encode("utf-8")))
-            outcome = self._compare(completion, pieces)
+            outcome = self._compare(completion, pieces) if one_request else _compare_text(completion, pieces)
             if outcome is None:
                 breaker.record_success()
                 return None
