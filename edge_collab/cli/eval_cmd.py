@@ -11,7 +11,8 @@ import click
 
 from edge_collab.cli.options import model_options, open_pair, probing_options, probing_settings
 from edge_collab.evaluation.runner import RunningTotals, run_method
-from edge_collab.evaluation.tasks import load_task, select
+from edge_collab.evaluation.tasks import Item, Task, load_task, select
+from edge_collab.pair import CollabPair
 from edge_collab.settings import MODES, GenerationSettings
 
 
@@ -23,6 +24,23 @@ def _show_on(bar: Any) -> Callable[[RunningTotals], None]:
         bar.update(totals.done - bar.pos, status)
 
     return update
+
+
+def run_with_progress(
+    pair: CollabPair,
+    task: Task,
+    items: list[Item],
+    method: str,
+    settings: GenerationSettings,
+    out: Path,
+    split: str,
+    label: str,
+) -> tuple[Path, RunningTotals]:
+    """run_method behind a progress bar (running accuracy, mentor share, ETA)."""
+    with click.progressbar(
+        length=len(items), label=label, show_eta=True, show_pos=True, file=sys.stderr, item_show_func=lambda t: t
+    ) as bar:
+        return run_method(pair, task, items, method, settings, out, split, on_item=_show_on(bar))
 
 
 @click.command("eval")
@@ -87,17 +105,7 @@ def eval_command(
     with open_pair(ctx, options, settings) as pair:
         for method in dict.fromkeys(methods):
             label = f"{loaded.name} {method}"
-            with click.progressbar(
-                length=len(items),
-                label=label,
-                show_eta=True,
-                show_pos=True,
-                file=sys.stderr,
-                item_show_func=lambda t: t,
-            ) as bar:
-                path, totals = run_method(
-                    pair, loaded, items, method, settings, Path(out), split, on_item=_show_on(bar)
-                )
+            path, totals = run_with_progress(pair, loaded, items, method, settings, Path(out), split, label)
             click.echo(
                 f"{label}: accuracy {totals.accuracy:.1%} ({totals.correct}/{totals.done}), "
                 f"mentor share {totals.mentor_share:.1%} -> {path}"

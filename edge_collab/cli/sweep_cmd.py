@@ -3,16 +3,14 @@ lengths, with every baseline, on development items; draws the frontier."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from edge_collab.cli.eval_cmd import _show_on
+from edge_collab.cli.eval_cmd import run_with_progress
 from edge_collab.cli.options import model_options, open_pair
 from edge_collab.evaluation.report import load_runs, plot_frontier, results_table
-from edge_collab.evaluation.runner import run_method
 from edge_collab.evaluation.tasks import load_task, select
 from edge_collab.settings import GenerationSettings
 
@@ -79,15 +77,7 @@ def sweep(
             label = f"[{index}/{len(plan)}] {method}" + (
                 f" ρ={settings.probe_rate:g} k={settings.segment_tokens}" if method == "collab" else ""
             )
-            with click.progressbar(
-                length=len(items),
-                label=label,
-                show_eta=True,
-                show_pos=True,
-                file=sys.stderr,
-                item_show_func=lambda t: t,
-            ) as bar:
-                run_method(pair, loaded, items, method, settings, out, split, on_item=_show_on(bar))
+            run_with_progress(pair, loaded, items, method, settings, out, split, label)
     runs = [r for r in load_runs([out]) if r.task == loaded.name]
     plot_frontier(runs, out / "frontier.png", f"{loaded.name}: accuracy against mentor share ({split} items)")
     click.echo(results_table(runs))
