@@ -59,6 +59,7 @@ def test_takeover_works_across_tokenizers(student, other_tokenizer_mentor):
 
 def test_sweep_runs_the_grid_and_draws_the_frontier(tiny_paths, tmp_path):
     from click.testing import CliRunner
+    from test_cli import tiny_pair
     from test_tasks import FREE, write_bigbench
 
     from edge_collab.cli.main import cli
@@ -70,12 +71,7 @@ def test_sweep_runs_the_grid_and_draws_the_frontier(tiny_paths, tmp_path):
         [
             "sweep",
             str(task),
-            "--student",
-            str(tiny_paths["student"]),
-            "--mentor",
-            str(tiny_paths["mentor"]),
-            "--n-ctx",
-            "512",
+            *tiny_pair(tiny_paths),
             "--probe-rates",
             "0.5,1",
             "--segment-lengths",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_cli import tiny_pair
 from test_tasks import CHOICE, FREE, write_bigbench
 
 from edge_collab.cli.main import cli
@@ -34,12 +35,7 @@ def run_eval(tiny_paths, task: Path, out: Path, *extra: str):
         [
             "eval",
             str(task),
-            "--student",
-            str(tiny_paths["student"]),
-            "--mentor",
-            str(tiny_paths["mentor"]),
-            "--n-ctx",
-            "512",
+            *tiny_pair(tiny_paths),
             "--max-tokens",
             "24",
             "--out",

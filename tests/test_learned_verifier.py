@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from engine_helpers import generate
+from test_cli import tiny_pair
 from test_tasks import FREE, write_bigbench
 
 from edge_collab.cli.main import cli
@@ -152,12 +153,7 @@ def test_collect_records_outcomes_and_resumes(tiny_paths, tmp_path, isolated_dat
         "verifier",
         "collect",
         str(task),
-        "--student",
-        str(tiny_paths["student"]),
-        "--mentor",
-        str(tiny_paths["mentor"]),
-        "--n-ctx",
-        "512",
+        *tiny_pair(tiny_paths),
         "--max-tokens",
         "40",
         "--out",

@@ -11,6 +11,7 @@ import time
 import openai
 import pytest
 from servers import edge_collab_server
+from test_cli import tiny_pair
 
 KEY = "test-key-123"
 
@@ -18,12 +19,7 @@ KEY = "test-key-123"
 @pytest.fixture(scope="module")
 def server(tiny_paths):
     with edge_collab_server(
-        "--student",
-        str(tiny_paths["student"]),
-        "--mentor",
-        str(tiny_paths["mentor"]),
-        "--n-ctx",
-        "512",
+        *tiny_pair(tiny_paths),
         "--api-key",
         KEY,
         "--queue-size",
