@@ -96,6 +96,28 @@ def test_an_interrupted_run_loses_nothing_done(tiny_paths, small_task, tmp_path)
     assert len({r["id"] for r in records}) == len(items)
 
 
+def test_resume_grades_stored_replies_again_and_survives_a_torn_line(tiny_paths, small_task, tmp_path):
+    task = load_task(str(small_task))
+    items = select(task, "test")[:3]
+    settings = GenerationSettings(max_new_tokens=8)
+    out = tmp_path / "results"
+    with CollabPair.open(str(tiny_paths["student"]), str(tiny_paths["mentor"]), settings=settings) as pair:
+        path, _ = run_method(pair, task, items[:2], "student", settings, out, "test")
+        header, records = read_results(path)
+        # As if an older extraction had misread the first reply, and a crash had
+        # cut the last line short.
+        gold_letter = records[0]["gold_letter"]
+        records[0]["text"] = f"Thinking...\nSo the option is \\(\\boxed{{{gold_letter}}}\\)."
+        records[0]["prediction"], records[0]["correct"] = None, False
+        lines = [json.dumps(header)] + [json.dumps(r) for r in records]
+        path.write_text("\n".join(lines) + '\n{"type": "item", "id": "cut sho')
+        path, totals = run_method(pair, task, items, "student", settings, out, "test")
+    _, grown = read_results(path)
+    assert totals.regraded == 1 and totals.done == 3
+    assert grown[0]["correct"] is True and grown[0]["prediction"] == grown[0]["gold"]
+    assert [r["id"] for r in grown] == [item.id for item in items]
+
+
 def test_report_builds_tables_and_plots(tiny_paths, small_task, tmp_path):
     out = tmp_path / "results"
     result = run_eval(tiny_paths, small_task, out, "--method", "student", "--method", "mentor", "--method", "collab")

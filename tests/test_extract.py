@@ -44,6 +44,9 @@ def test_real_replies(case):
         ("Answer: (letter)", None),  # the instruction copied literally is not an answer
         ("I am not sure.", None),
         ("Answer: (Z)", None),  # not one of the options
+        ("x = 266\n\nTherefore, the correct option is \\(\\boxed{D}\\).", "266"),
+        ("Answer: (A)\nChecking again: \\boxed{\\text{(B)}}", "270"),  # the later explicit answer wins
+        ("The result is \\boxed{877}.", "877"),
     ],
 )
 def test_choice_formats(reply, expected):
@@ -63,6 +66,7 @@ def test_option_text_matches_whole_numbers_only():
         ("so we get 12, then 15.", 15.0),
         ("The answer is -3.", -3.0),
         ("no digits", None),
+        ("x = 2 + 3 = 5, so \\(\\boxed{5}\\) and we are done", 5.0),
     ],
 )
 def test_numbers(reply, expected):

@@ -106,6 +106,8 @@ def eval_command(
         for method in dict.fromkeys(methods):
             label = f"{loaded.name} {method}"
             path, totals = run_with_progress(pair, loaded, items, method, settings, Path(out), split, label)
+            if totals.regraded:
+                click.echo(f"{label}: {totals.regraded} stored replies graded again with the current answer extraction")
             click.echo(
                 f"{label}: accuracy {totals.accuracy:.1%} ({totals.correct}/{totals.done}), "
                 f"mentor share {totals.mentor_share:.1%} -> {path}"

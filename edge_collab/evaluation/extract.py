@@ -4,7 +4,9 @@ Small models format answers loosely, so several readings are tried, the most
 explicit first; within each, the *last* occurrence wins (models often restate
 the question's options before concluding):
 
-  1. an answer line: "Answer: (B)", "Final answer: 270", "**Answer:** B) 270";
+  1. an answer line ("Answer: (B)", "Final answer: 270", "**Answer:** B) 270")
+     or a LaTeX box ("\\(\\boxed{B}\\)", which math-tuned models write instead),
+     the later of the two winning;
   2. an "answer is ..." phrase anywhere;
   3. for choices, the last "(X)" naming a valid option, then the last option text.
 """
@@ -20,6 +22,8 @@ _ANSWER_PHRASE = re.compile(r"(?i)\banswer\s+(?:is|would be|should be)\s*:?\s*(.
 _LEADING_LETTER = re.compile(r"^[\s*_`]*(?:option\s+)?\(?([A-Z])\)?(?=$|[\s.:,;)*_`])")
 _PARENTHESISED_LETTER = re.compile(r"\(([A-Z])\)")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+_LATEX_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}")
 
 
 def _normalise(text: str) -> str:
@@ -27,7 +31,10 @@ def _normalise(text: str) -> str:
 
 
 def _answer_spans(text: str) -> list[str]:
-    spans = [m.group(1) for m in _ANSWER_LINE.finditer(text)]
+    """Explicit answers in the order they appear."""
+    lines = [(m.start(), m.group(1)) for m in _ANSWER_LINE.finditer(text)]
+    boxes = [(m.start(), _LATEX_TEXT.sub(r"\1", m.group(1))) for m in _BOXED.finditer(text)]
+    spans = [span for _, span in sorted(lines + boxes)]
     if not spans:
         spans = [m.group(1) for m in _ANSWER_PHRASE.finditer(text)]
     return spans

@@ -4,6 +4,8 @@ A results file starts with a header line holding everything that determines
 the answers (task, models, method, settings); its name carries a hash of that
 header. Rerunning with the same settings appends to the same file and skips
 items already done, so Ctrl-C or a crash loses at most the item in progress.
+Stored replies are graded again on resume, so an improved answer extraction
+applies to every result, not only to the ones written after it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class RunningTotals:
     correct: int = 0
     tokens: int = 0
     mentor_tokens: int = 0
+    regraded: int = 0  # stored results whose grade the current extraction changed
 
     def add(self, record: dict) -> None:  # type: ignore[type-arg]
         self.done += 1
@@ -140,6 +143,27 @@ def _item_record(item: Item, method: str, reply_text: str, stats, graded, questi
     return record
 
 
+def _regrade(path: Path, header: dict | None, records: list[dict], items: dict[str, Item], seed: int) -> int:  # type: ignore[type-arg]
+    """Grade stored replies again with the current extraction; rewrites the
+    file (atomically) only if a grade changed. Code is not re-run: its
+    extraction is not what changes between versions."""
+    changed = 0
+    for record in records:
+        item = items.get(record["id"])
+        if item is None or item.kind == "code":
+            continue
+        graded = grade(item, build_question(item, seed), record["text"])
+        if (graded.prediction, graded.correct) != (record["prediction"], record["correct"]):
+            record["prediction"], record["correct"] = graded.prediction, graded.correct
+            changed += 1
+    if changed and header is not None:
+        temporary = path.with_suffix(".regrade")
+        lines = [json.dumps(header)] + [json.dumps(record, ensure_ascii=False) for record in records]
+        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
+    return changed
+
+
 def run_method(
     pair: CollabPair,
     task: Task,
@@ -157,14 +181,18 @@ def run_method(
     if existing_header is not None and existing_header.get("task") != header["task"]:
         raise EdgeCollabError(f"{path} belongs to another run")
     totals = RunningTotals()
-    wanted = {item.id for item in items}
+    wanted = {item.id: item for item in items}
+    totals.regraded = _regrade(path, existing_header, done, wanted, settings.seed)
     finished = set()
     for record in done:
         if record["id"] in wanted and record["id"] not in finished:
             finished.add(record["id"])
             totals.add(record)
     out_dir.mkdir(parents=True, exist_ok=True)
+    torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with path.open("a", encoding="utf-8") as sink:
+        if torn:
+            sink.write("\n")  # end a line cut short by a crash, so the next record stands alone
         if existing_header is None:
             sink.write(json.dumps(header) + "\n")
         on_item(totals)
