@@ -121,19 +121,20 @@ def delaying_proxy(target_port: int, delay_s: float) -> Iterator[str]:
 
 @contextmanager
 def scripted_server(
-    respond: Callable[[str, dict], tuple[int, bytes]],  # type: ignore[type-arg]
+    respond: Callable[[str, dict], tuple[int, bytes] | tuple[int, bytes, str]],  # type: ignore[type-arg]
     authorizations: list[str] | None = None,
 ) -> Iterator[str]:
-    """An HTTP server whose every reply comes from `respond(path, body)`; the
-    Authorization headers it receives are appended to `authorizations`."""
+    """An HTTP server whose every reply comes from `respond(path, body)` (status,
+    payload and optionally a content type, JSON by default); the Authorization
+    headers it receives are appended to `authorizations`."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _reply(self, body: dict) -> None:  # type: ignore[type-arg]
             if authorizations is not None and self.headers.get("Authorization"):
                 authorizations.append(self.headers["Authorization"])
-            status, payload = respond(self.path, body)
+            status, payload, *content_type = respond(self.path, body)
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type[0] if content_type else "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)

@@ -117,20 +117,26 @@ def test_slow_server_times_out_and_the_breaker_opens(tiny_paths, server):
     assert elapsed < 30
 
 
+SSE = "text/event-stream"
+
+
 @pytest.mark.parametrize(
-    ("status", "body"),
+    ("status", "body", "content_type"),
     [
-        (200, b"this is not json"),
-        (200, b'{"choices": []}'),
-        (200, b'{"choices": [{"text": 7}]}'),
-        (500, b'{"error": "boom"}'),
-        (429, b'{"error": "slow down"}'),
+        (200, b"this is not json", "application/json"),
+        (200, b'{"choices": []}', "application/json"),
+        (200, b'{"choices": [{"text": 7}]}', "application/json"),
+        (500, b'{"error": "boom"}', "application/json"),
+        (429, b'{"error": "slow down"}', "application/json"),
+        (200, b"data: not json\n\n", SSE),
+        (200, b'data: {"choices": [{"text": " A"}]}\n\n', SSE),  # cut before [DONE]
+        (200, b'data: {"error": {"message": "overloaded"}}\n\ndata: [DONE]\n\n', SSE),
     ],
-    ids=["not-json", "no-choices", "bad-text", "http-500", "http-429"],
+    ids=["not-json", "no-choices", "bad-text", "http-500", "http-429", "stream-not-json", "stream-cut", "stream-error"],
 )
-def test_garbage_replies_are_counted_and_skipped(tiny_paths, status, body):
+def test_garbage_replies_are_counted_and_skipped(tiny_paths, status, body, content_type):
     def respond(path, request):
-        return (200, MODELS_REPLY) if path.endswith("/models") else (status, body)
+        return (200, MODELS_REPLY) if path.endswith("/models") else (status, body, content_type)
 
     with scripted_server(respond) as url, open_remote(tiny_paths, url, remote_settings=QUICK) as pair:
         result = pair.generate(PROMPT, max_new_tokens=40, probe_rate=1.0)

@@ -217,7 +217,7 @@ class _Loop:
         started = time.perf_counter()
         client = mentor.client
         trips, seconds = client.counters.round_trips, client.counters.network_s
-        completion = client.complete(self.prompts.mentor, max_tokens=self.settings.max_new_tokens)
+        completion = client.complete(self.prompts.mentor, max_tokens=self.settings.max_new_tokens, pieces=True)
         text = completion.text
         for stop in self.settings.stop:
             if stop in text:

@@ -97,7 +97,8 @@ def load_presets() -> dict[str, Preset]:
 def load_pairs() -> dict[str, Pair]:
     pairs_file = next((p for p in _manifest_files() if p.name == "pairs.toml"), None)
     if pairs_file is None:
-        return {}
+        # Only a broken installation lacks it: the file ships with the package.
+        raise InstallError(f"the preset manifests are missing from {_manifest_folder()}; reinstall edge-collab")
     return {name: Pair(name=name, **fields) for name, fields in _read_toml(pairs_file).items()}
 
 

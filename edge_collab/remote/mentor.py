@@ -129,7 +129,7 @@ class RemoteLink:
             budget = len(word) + (self.segment_tokens if one_request else 0)
             # With a second request to come, the first needs only the text.
             completion = self.mentor.client.complete(
-                self.prompt_text + prefix, max_tokens=budget, logprobs=1 if one_request else None
+                self.prompt_text + prefix, max_tokens=budget, pieces=one_request
             )
             self.decode_tokens += len(completion.tokens) or len(student.tokenize(completion.text.encode("utf-8")))
             outcome = self._compare(completion, pieces) if one_request else _compare_text(completion, pieces)
@@ -140,7 +140,9 @@ class RemoteLink:
             if not one_request and not ended:
                 # Second round trip, only at a divergence: the segment from the split.
                 agreed = "".join(pieces[:split])
-                follow = self.mentor.client.complete(self.prompt_text + prefix + agreed, max_tokens=self.segment_tokens)
+                follow = self.mentor.client.complete(
+                    self.prompt_text + prefix + agreed, max_tokens=self.segment_tokens, pieces=True
+                )
                 self.decode_tokens += len(follow.tokens) or 1
                 segment = follow.tokens or [follow.text]
                 ended = follow.finished and len(segment) < self.segment_tokens
