@@ -72,6 +72,19 @@ def test_remote_and_local_mentor_give_the_same_answer(tiny_paths, server, verifi
     )
 
 
+def test_mentor_alone_streams_its_answer_and_honours_stop_strings(tiny_paths, server):
+    with open_remote(tiny_paths, server) as remote, open_local(tiny_paths) as local:
+        streamed = remote.generate(PROMPT, mode="mentor", stream=True)
+        pieces = list(streamed)
+        whole = local.generate(PROMPT, mode="mentor")
+        assert len(pieces) > 1 and "".join(p.text for p in pieces) == whole.text == streamed.result.text
+        assert streamed.result.stats.mentor_round_trips == 1 and streamed.result.stats.stop_reason == "length"
+        stop = whole.text.split()[len(whole.text.split()) // 2]  # a word from the middle of the answer
+        cut = remote.generate(PROMPT, mode="mentor", stop=(stop,))
+    assert cut.text == whole.text[: whole.text.index(stop)]
+    assert stop not in "".join(p.text for p in cut.pieces) and cut.stats.stop_reason == "stop"
+
+
 def test_adopted_segments_are_the_servers_greedy_text(tiny_paths, server):
     with open_remote(tiny_paths, server, verifier="always-mentor") as pair:
         result = pair.generate(PROMPT, probe_rate=1.0)

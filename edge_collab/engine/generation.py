@@ -29,6 +29,7 @@ from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import ModelWriter, Written
 from edge_collab.errors import ContextOverflowError, IncompatiblePairError, SettingsError
 from edge_collab.probing import MentorBudget, ProbePolicy, RandomProbePolicy, UncertaintyProbePolicy, step_signal
+from edge_collab.remote.alone import StreamedAnswer, stream_answer
 from edge_collab.remote.mentor import RemoteLink, RemoteMentor
 from edge_collab.settings import TOKEN_LEVEL_BASELINES, GenerationSettings
 from edge_collab.verifiers.base import Divergence, Verifier, needs_scores
@@ -212,28 +213,26 @@ class _Loop:
         self.result = GenerationResult(answer.text, list(self.pieces), self.stats)
 
     def _remote_mentor_alone(self, mentor: RemoteMentor) -> Iterator[Piece]:
-        """Mentor-alone mode on a server: one completion, counted in student tokens."""
+        """Mentor-alone mode on a server: one streamed completion, its pieces
+        passed on as they come, counted in student tokens."""
         assert isinstance(self.prompts.mentor, str)
         started = time.perf_counter()
         client = mentor.client
         trips, seconds = client.counters.round_trips, client.counters.network_s
-        completion = client.complete(self.prompts.mentor, max_tokens=self.settings.max_new_tokens, pieces=True)
-        text = completion.text
-        for stop in self.settings.stop:
-            if stop in text:
-                text = text[: text.index(stop)]
-        piece = Piece(text, Source.MENTOR)
-        self.pieces.append(piece)
-        yield piece
+        streamed = StreamedAnswer()
+        for text in stream_answer(client, self.prompts.mentor, self.settings, streamed):
+            piece = Piece(text, Source.MENTOR)
+            self.pieces.append(piece)
+            yield piece
         stats = self.stats
-        stats.tokens_total = stats.tokens_mentor = len(self.student.tokenize(text.encode("utf-8")))
-        stats.mentor_decode_tokens = len(completion.tokens) or stats.tokens_total
-        stats.stop_reason = "length" if stats.mentor_decode_tokens >= self.settings.max_new_tokens else "eos"
+        stats.tokens_total = stats.tokens_mentor = len(self.student.tokenize(streamed.text.encode("utf-8")))
+        stats.mentor_decode_tokens = streamed.decoded or stats.tokens_total
+        stats.stop_reason = streamed.stop_reason
         stats.mentor_round_trips = client.counters.round_trips - trips
         stats.mentor_network_s = stats.mentor_s = client.counters.network_s - seconds
         stats.wall_s = time.perf_counter() - started
         stats.finish()
-        self.result = GenerationResult(text, [piece], stats)
+        self.result = GenerationResult(streamed.text, list(self.pieces), stats)
 
     def _emit(self, answer: Answer, final: bool) -> Iterator[Piece]:
         for piece in answer.emit(final=final):

@@ -14,6 +14,8 @@ import socket
 import ssl
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from edge_collab.errors import MentorUnavailableError
@@ -108,6 +110,7 @@ class CompletionClient:
         self._api_key = api_key
         self._connection: http.client.HTTPConnection | None = None
         self.round_trip_s: float | None = None  # measured by check()
+        self._last_finish: str | None = None  # finish_reason of the last streamed reply
 
     def __repr__(self) -> str:  # never shows the key
         return f"CompletionClient({self.url!r}, model={self.model!r})"
@@ -132,37 +135,51 @@ class CompletionClient:
             self._connection.close()
             self._connection = None
 
-    def _request_once(self, method: str, path: str, body: dict | None) -> tuple[bytes, str]:  # type: ignore[type-arg]
-        """The body of a 200 reply and its content type."""
+    def _send(self, method: str, path: str, body: dict | None) -> http.client.HTTPResponse:  # type: ignore[type-arg]
+        """Send one request; the response of a 200, its body not yet read."""
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         payload = json.dumps(body).encode() if body is not None else None
-        started = time.perf_counter()
-        try:
+        self.counters.round_trips += 1
+        with self._network_time():
             connection = self._connect()
             connection.request(method, self.prefix + path, body=payload, headers=headers)
             response = connection.getresponse()
+            if response.status == 200:
+                return response
             raw = response.read()
+        if response.status == 401 or response.status == 403:
+            raise MentorRequestError(f"mentor at {self.url} refused the API key (HTTP {response.status})", False)
+        if response.status == 404:
+            raise MentorRequestError(f"mentor at {self.url}: {path} not found (HTTP 404); check the URL", False)
+        detail = raw[:200].decode("utf-8", errors="replace").strip()
+        raise MentorRequestError(
+            f"mentor at {self.url} answered HTTP {response.status}: {detail}",
+            retryable=response.status in _RETRYABLE_STATUS,
+        )
+
+    @contextmanager
+    def _network_time(self) -> Iterator[None]:
+        """Counts the time inside as network + server time; a transport failure
+        closes the connection (a half-read one is not reused) and is retryable."""
+        started = time.perf_counter()
+        try:
+            yield
         except (TimeoutError, OSError, http.client.HTTPException) as error:
-            self.close()  # a broken or half-read connection is not reused
+            self.close()
             reason = (
                 "timed out" if isinstance(error, (TimeoutError, socket.timeout)) else str(error) or type(error).__name__
             )
             raise MentorRequestError(f"mentor at {self.url} unreachable: {reason}", retryable=True) from None
         finally:
-            self.counters.round_trips += 1
             self.counters.network_s += time.perf_counter() - started
-        if response.status == 401 or response.status == 403:
-            raise MentorRequestError(f"mentor at {self.url} refused the API key (HTTP {response.status})", False)
-        if response.status == 404:
-            raise MentorRequestError(f"mentor at {self.url}: {path} not found (HTTP 404); check the URL", False)
-        if response.status != 200:
-            detail = raw[:200].decode("utf-8", errors="replace").strip()
-            raise MentorRequestError(
-                f"mentor at {self.url} answered HTTP {response.status}: {detail}",
-                retryable=response.status in _RETRYABLE_STATUS,
-            )
+
+    def _request_once(self, method: str, path: str, body: dict | None) -> tuple[bytes, str]:  # type: ignore[type-arg]
+        """The body of a 200 reply and its content type."""
+        response = self._send(method, path, body)
+        with self._network_time():
+            raw = response.read()
         return raw, response.getheader("Content-Type", "")
 
     def _json_object(self, raw: bytes) -> dict:  # type: ignore[type-arg]
@@ -177,11 +194,14 @@ class CompletionClient:
     def _call(self, method: str, path: str, body: dict | None, parse):  # type: ignore[no-untyped-def,type-arg]
         """One call parsed by `parse(raw, content_type)`, retried with exponential
         backoff within the retry budget."""
+        return self._retried(lambda: parse(*self._request_once(method, path, body)))
+
+    def _retried(self, attempt):  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + self.settings.retry_budget_s
         delay = 0.2
         while True:
             try:
-                return parse(*self._request_once(method, path, body))
+                return attempt()
             except MentorRequestError as error:
                 self.counters.failures += 1
                 if not error.retryable or time.monotonic() + delay > deadline:
@@ -244,6 +264,70 @@ class CompletionClient:
             body["model"] = self.model
         return self._call("POST", "/completions", body, self._completion)  # type: ignore[no-any-return]
 
+    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]:
+        """Token texts as the server writes them, for answers the mentor writes
+        alone. Retried like any call until the reply starts; a failure after
+        that raises, and what was already streamed stays with the caller. A
+        server that ignores "stream" answers in one piece."""
+        body: dict[str, object] = {
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "stream": True,
+            **self.settings.request_extra,
+        }
+        if self.model:
+            body["model"] = self.model
+        self._last_finish = None
+        response = self._retried(lambda: self._send("POST", "/completions", body))
+        if not response.getheader("Content-Type", "").startswith("text/event-stream"):
+            with self._network_time():
+                raw = response.read()
+            yield self._completion(raw, "").text
+            return
+        finished = False
+        try:
+            while not finished:
+                with self._network_time():
+                    line = response.readline()
+                if not line:
+                    raise MentorRequestError(f"mentor at {self.url} ended the completion stream early", True)
+                for text in self._stream_events([line]):
+                    if text is None:  # [DONE]
+                        finished = True
+                        break
+                    yield text
+        finally:
+            if not finished:
+                self.close()  # a stream left half-read cannot carry the next request
+
+    @property
+    def last_finish_reason(self) -> str | None:
+        """finish_reason of the last streamed reply ("stop", "length" or None)."""
+        return self._last_finish
+
+    def _stream_events(self, lines: list[bytes]) -> Iterator[str | None]:
+        """Each server-sent event's text ("" for none); None at [DONE]."""
+        try:
+            for raw_line in lines:
+                line = raw_line.decode("utf-8").strip()
+                if not line.startswith("data:"):
+                    continue  # blank separators, comments and pings
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    yield None
+                    return
+                event = json.loads(payload)
+                if "error" in event:
+                    raise MentorRequestError(f"mentor at {self.url} failed mid-reply: {event['error']}", True)
+                choice = event["choices"][0]
+                if not isinstance(choice["text"], str):
+                    raise TypeError
+                self._last_finish = choice.get("finish_reason") or self._last_finish
+                yield choice["text"]
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, IndexError, TypeError):
+            raise MentorRequestError(f"mentor at {self.url} sent a malformed completion stream", True) from None
+
     def _completion(self, raw: bytes, content_type: str) -> Completion:
         if content_type.startswith("text/event-stream"):
             return self._streamed_completion(raw)
@@ -258,28 +342,11 @@ class CompletionClient:
         return Completion(text, [], finished=choice.get("finish_reason") == "stop")
 
     def _streamed_completion(self, raw: bytes) -> Completion:
+        self._last_finish = None
         tokens: list[str] = []
-        finish = None
-        done = False
-        try:
-            for line in raw.decode("utf-8").splitlines():
-                if not line.startswith("data:"):
-                    continue  # blank separators, comments and pings
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    done = True
-                    break
-                event = json.loads(payload)
-                if "error" in event:
-                    raise MentorRequestError(f"mentor at {self.url} failed mid-reply: {event['error']}", True)
-                choice = event["choices"][0]
-                if not isinstance(choice["text"], str):
-                    raise TypeError
-                if choice["text"]:
-                    tokens.append(choice["text"])
-                finish = choice.get("finish_reason") or finish
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, IndexError, TypeError):
-            raise MentorRequestError(f"mentor at {self.url} sent a malformed completion stream", True) from None
-        if not done:
-            raise MentorRequestError(f"mentor at {self.url} ended the completion stream early", True)
-        return Completion("".join(tokens), tokens, finished=finish == "stop")
+        for text in self._stream_events(raw.splitlines()):
+            if text is None:
+                return Completion("".join(tokens), tokens, finished=self._last_finish == "stop")
+            if text:
+                tokens.append(text)
+        raise MentorRequestError(f"mentor at {self.url} ended the completion stream early", True)
