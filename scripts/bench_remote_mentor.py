@@ -72,6 +72,10 @@ def main() -> None:
             str(os.cpu_count() or 1),
             "--n_threads_batch",
             str(os.cpu_count() or 1),
+            # llama.cpp enables flash attention by itself on CPU (as edge-collab's own
+            # contexts do); llama-cpp-python turns it off unless asked.
+            "--flash_attn",
+            "true",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

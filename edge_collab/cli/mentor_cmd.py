@@ -81,6 +81,10 @@ def serve(
         str(os.cpu_count() or 1),
         "--n_threads_batch",
         str(os.cpu_count() or 1),
+        # llama.cpp enables flash attention by itself on CPU (as edge-collab's own
+        # contexts do); llama-cpp-python turns it off unless asked.
+        "--flash_attn",
+        "true",
     ]
     environment = dict(os.environ)
     if api_key:
