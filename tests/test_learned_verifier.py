@@ -16,6 +16,7 @@ from edge_collab.cli.main import cli
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.runner import read_results
 from edge_collab.verifiers.base import Divergence
+from edge_collab.verifiers.collect import RecordingVerifier
 from edge_collab.verifiers.features import FEATURE_NAMES, DivergenceScores, feature_vector
 from edge_collab.verifiers.onnx_verifier import OnnxVerifier
 from edge_collab.verifiers.training import Mlp, export_onnx, load_records, train_mlp
@@ -172,3 +173,30 @@ def test_collect_records_outcomes_and_resumes(tiny_paths, tmp_path, isolated_dat
     done = [json.loads(line)["item"] for line in out.read_text().splitlines() if '"item_done"' in line]
     assert len(done) == 3 and len(set(done)) == 3
     assert read_results(out)[0] is None  # not an eval results file: report ignores it
+
+
+def test_reused_student_finishes_are_what_a_fresh_finish_writes(tiny_paths, tmp_path, isolated_data_dir, monkeypatch):
+    """Collection reuses the student-alone finish while the answer stays on its
+    greedy path; each reuse is checked here against finishing afresh."""
+    checks: list[bool] = []
+    reuse = RecordingVerifier._student_outcome
+
+    def checked(self):  # type: ignore[no-untyped-def]
+        reused = self.finishes_reused
+        outcome = reuse(self)
+        if self.finishes_reused > reused:
+            fresh_tokens, fresh_correct = self._finish_and_grade(len(self.student.tokens), [])
+            checks.append((fresh_tokens, fresh_correct) == self._student_finish)
+        return outcome
+
+    monkeypatch.setattr(RecordingVerifier, "_student_outcome", checked)
+    task = write_bigbench(
+        tmp_path / "many", [dict(FREE, input=f"What is {i} plus {i}?", target=str(2 * i)) for i in range(300)]
+    )
+    out = tmp_path / "divergences.jsonl"
+    args = ["verifier", "collect", str(task), *tiny_pair(tiny_paths), "--max-tokens", "60", "--limit", "3"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert checks and all(checks)
+    done = [json.loads(line) for line in out.read_text().splitlines() if '"item_done"' in line]
+    assert sum(line["student_finishes_reused"] for line in done) == len(checks)

@@ -48,14 +48,19 @@ class RecordingVerifier:
 
     def __post_init__(self) -> None:
         self._self_verifier = SelfVerifier(self.student)
+        # The last student-alone finish (all its tokens) and its grade. While the
+        # answer stays on that greedy path (no segment adopted since), finishing
+        # again from a later point of it would write the same tokens: reused.
+        self._student_finish: tuple[list[int], bool] | None = None
+        self.finishes_reused = 0
 
     def choose(self, divergence: Divergence) -> Verdict:
         assert divergence.scores is not None
         verdict = self._self_verifier.choose(divergence)
         margin = verdict.margin if verdict.adopt_mentor else -verdict.margin
         mentor_tokens = self.student.tokenize(divergence.mentor_text.encode("utf-8"))
-        student_correct = self._finish_and_grade(len(self.student), [])
-        mentor_correct = self._finish_and_grade(divergence.prefix_length, mentor_tokens)
+        student_correct = self._student_outcome()
+        mentor_correct = self._finish_and_grade(divergence.prefix_length, mentor_tokens)[1]
         features = feature_vector(divergence.scores)
         self.records.append(
             {
@@ -72,8 +77,19 @@ class RecordingVerifier:
         )
         return verdict
 
-    def _finish_and_grade(self, branch_at: int, then: list[int]) -> bool:
-        """Finish the answer greedily with the student from context[:branch_at] + then."""
+    def _student_outcome(self) -> bool:
+        here = self.student.tokens
+        if self._student_finish is not None:
+            finish, correct = self._student_finish
+            if len(finish) >= len(here) and finish[: len(here)] == here:
+                self.finishes_reused += 1
+                return correct
+        self._student_finish = self._finish_and_grade(len(here), [])
+        return self._student_finish[1]
+
+    def _finish_and_grade(self, branch_at: int, then: list[int]) -> tuple[list[int], bool]:
+        """Finish the answer greedily with the student from context[:branch_at] +
+        then; the finished context's tokens and whether the answer is correct."""
         student = self.student
         student.begin_branch(branch_at)
         try:
@@ -81,10 +97,11 @@ class RecordingVerifier:
             writer = ModelWriter(student, TokenChooser(0.0, np.random.default_rng(0)))
             budget = self.prompt_length + self.max_new_tokens - len(student)
             writer.segment(max(0, min(budget, student.n_ctx - len(student) - 1)))
-            reply = student.detokenize(student.tokens[self.prompt_length :]).decode("utf-8", errors="replace")
+            finished = student.tokens
+            reply = student.detokenize(finished[self.prompt_length :]).decode("utf-8", errors="replace")
         finally:
             student.end_branch(keep=False)
-        return grade(self.item, self.question, reply).correct
+        return finished, grade(self.item, self.question, reply).correct
 
 
 def collect_divergences(
@@ -126,7 +143,8 @@ def collect_divergences(
             prompts = Prompts(pair.student.chat_prompt(messages), mentor.chat_prompt(messages))
             recorder = RecordingVerifier(pair.student, item, question, len(prompts.student), settings.max_new_tokens)
             start_generation(pair.student, pair.mentor, recorder, settings.with_changes(mode="collab"), prompts).run()
-            lines = recorder.records + [{"type": "item_done", "item": item.id, "divergences": len(recorder.records)}]
+            done = {"type": "item_done", "item": item.id, "divergences": len(recorder.records)}
+            lines = recorder.records + [done | {"student_finishes_reused": recorder.finishes_reused}]
             sink.write("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
             sink.flush()
             os.fsync(sink.fileno())
