@@ -1,10 +1,13 @@
-"""Real servers on loopback for tests: llama-cpp-python's server, a delaying
-proxy and a misbehaving HTTP server. Every wait is bounded."""
+"""Real servers on loopback for tests: llama-cpp-python's server, llama.cpp's
+llama-server (when a binary is at hand), a delaying proxy and a misbehaving
+HTTP server. Every wait is bounded."""
 
 from __future__ import annotations
 
 import http.server
 import json
+import os
+import shutil
 import socket
 import socketserver
 import subprocess
@@ -71,6 +74,34 @@ def llama_server(model: Path, *extra: str, alias: str = "tiny-mentor") -> Iterat
     try:
         wait_until_serving(url, process)
         yield url, process
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def llama_server_binary() -> str | None:
+    """llama.cpp's own server, from EDGE_COLLAB_LLAMA_SERVER or the PATH (it is
+    not a Python package, so CI machines usually lack it)."""
+    return os.environ.get("EDGE_COLLAB_LLAMA_SERVER") or shutil.which("llama-server")
+
+
+@contextmanager
+def llama_cpp_server(model: Path, alias: str = "tiny-mentor") -> Iterator[str]:
+    binary = llama_server_binary()
+    assert binary is not None
+    port = free_port()
+    process = subprocess.Popen(
+        # One slot, so the whole context serves one conversation (the default
+        # splits it between several parallel slots).
+        [binary, "-m", str(model), "--alias", alias, "--host", "127.0.0.1", "--port", str(port)]
+        + ["-c", "512", "-np", "1", "-t", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(url, process)
+        yield url
     finally:
         process.kill()
         process.wait(timeout=10)

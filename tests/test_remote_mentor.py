@@ -6,7 +6,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from servers import MODELS_REPLY, delaying_proxy, llama_server, scripted_server
+from servers import MODELS_REPLY, delaying_proxy, llama_cpp_server, llama_server, llama_server_binary, scripted_server
 
 from edge_collab import CollabPair, GenerationSettings, ModelSettings
 from edge_collab.cli.main import cli
@@ -70,6 +70,23 @@ def test_remote_and_local_mentor_give_the_same_answer(tiny_paths, server, verifi
         near.stats.divergences,
         near.stats.adoptions,
     )
+
+
+@pytest.mark.skipif(llama_server_binary() is None, reason="llama.cpp's llama-server is not installed")
+@pytest.mark.parametrize("requests", ["one", "two"])
+def test_llama_servers_mentor_gives_the_same_answer_as_a_local_one(tiny_paths, requests):
+    remote_settings = RemoteSettings(probe_requests=requests)
+    with (
+        llama_cpp_server(tiny_paths["mentor"]) as url,
+        open_remote(tiny_paths, url, verifier="always-mentor", remote_settings=remote_settings) as remote,
+        open_local(tiny_paths) as local,
+    ):
+        local.verifier_name = "always-mentor"
+        assert remote.generate(PROMPT, mode="mentor").text == local.generate(PROMPT, mode="mentor").text
+        far, near = remote.generate(PROMPT), local.generate(PROMPT)
+    assert far.stats.mentor_failures == 0 and far.stats.adoptions > 0
+    assert far.text == near.text
+    assert [p.to_dict() for p in far.pieces] == [p.to_dict() for p in near.pieces]
 
 
 def test_mentor_alone_streams_its_answer_and_honours_stop_strings(tiny_paths, server):

@@ -143,9 +143,7 @@ class CompletionClient:
         payload = json.dumps(body).encode() if body is not None else None
         self.counters.round_trips += 1
         with self._network_time():
-            connection = self._connect()
-            connection.request(method, self.prefix + path, body=payload, headers=headers)
-            response = connection.getresponse()
+            response = self._exchange(method, self.prefix + path, payload, headers)
             if response.status == 200:
                 return response
             raw = response.read()
@@ -158,6 +156,31 @@ class CompletionClient:
             f"mentor at {self.url} answered HTTP {response.status}: {detail}",
             retryable=response.status in _RETRYABLE_STATUS,
         )
+
+    def _exchange(
+        self, method: str, path: str, payload: bytes | None, headers: dict[str, str]
+    ) -> http.client.HTTPResponse:
+        """Send a request and read its status line. A kept-alive connection that
+        the server closed in the meantime (llama-server closes it after each
+        streamed reply) is replaced once, silently, as HTTP clients do; the
+        request is safe to send again (greedy, and servers cache by prefix)."""
+        reused = self._connection is not None
+        try:
+            connection = self._connect()
+            connection.request(method, path, body=payload, headers=headers)
+            return connection.getresponse()
+        except (
+            http.client.RemoteDisconnected,
+            http.client.ImproperConnectionState,
+            BrokenPipeError,
+            ConnectionResetError,
+        ):
+            if not reused:
+                raise
+            self.close()
+            connection = self._connect()
+            connection.request(method, path, body=payload, headers=headers)
+            return connection.getresponse()
 
     @contextmanager
     def _network_time(self) -> Iterator[None]:
@@ -297,6 +320,10 @@ class CompletionClient:
                         finished = True
                         break
                     yield text
+            try:
+                response.read()  # the end of the chunked body, so the connection can carry the next request
+            except (OSError, http.client.HTTPException):
+                self.close()
         finally:
             if not finished:
                 self.close()  # a stream left half-read cannot carry the next request

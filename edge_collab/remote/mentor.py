@@ -128,9 +128,7 @@ class RemoteLink:
         try:
             budget = len(word) + (self.segment_tokens if one_request else 0)
             # With a second request to come, the first needs only the text.
-            completion = self.mentor.client.complete(
-                self.prompt_text + prefix, max_tokens=budget, pieces=one_request
-            )
+            completion = self.mentor.client.complete(self.prompt_text + prefix, max_tokens=budget, pieces=one_request)
             self.decode_tokens += len(completion.tokens) or len(student.tokenize(completion.text.encode("utf-8")))
             outcome = self._compare(completion, pieces) if one_request else _compare_text(completion, pieces)
             if outcome is None:

@@ -16,11 +16,11 @@ import asyncio
 import hmac
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,7 +212,9 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
             return JSONResponse(_final_body(ident, created, config.model_name, result, chat))
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return EventSourceResponse(
-            _stream(generation, models_thread, request, ident, created, config.model_name, chat, include_usage, release),
+            _stream(
+                generation, models_thread, request, ident, created, config.model_name, chat, include_usage, release
+            ),
             ping=15,
         )
 
