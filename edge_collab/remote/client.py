@@ -14,7 +14,7 @@ import socket
 import ssl
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -287,7 +287,7 @@ class CompletionClient:
             body["model"] = self.model
         return self._call("POST", "/completions", body, self._completion)  # type: ignore[no-any-return]
 
-    def stream(self, prompt: str, max_tokens: int) -> Iterator[str]:
+    def stream(self, prompt: str, max_tokens: int) -> Generator[str, None, None]:
         """Token texts as the server writes them, for answers the mentor writes
         alone. Retried like any call until the reply starts; a failure after
         that raises, and what was already streamed stays with the caller. A
