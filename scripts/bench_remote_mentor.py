@@ -6,6 +6,7 @@ process and with the mentor behind the server, and prints tokens/s, round trips
 and network seconds per 100 answer tokens, and whether the texts are identical.
 
     python scripts/bench_remote_mentor.py [--student S --mentor M] [--max-tokens 256]
+        [--llama-server PATH]   # llama.cpp's llama-server instead of llama-cpp-python's
 """
 
 from __future__ import annotations
@@ -50,36 +51,19 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--prompts", type=int, default=len(BENCH_PROMPTS))
     parser.add_argument("--out", default="bench_remote.json")
+    parser.add_argument("--llama-server", help="serve the mentor with this llama-server binary")
     args = parser.parse_args()
     mentor_path = _resolve(args.mentor, "mentor", None)
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(mentor_path),
-            "--model_alias",
-            "mentor",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "4096",
-            "--n_threads",
-            str(os.cpu_count() or 1),
-            "--n_threads_batch",
-            str(os.cpu_count() or 1),
-            # llama.cpp enables flash attention by itself on CPU (as edge-collab's own
-            # contexts do); llama-cpp-python turns it off unless asked.
-            "--flash_attn",
-            "true",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    threads = str(os.cpu_count() or 1)
+    if args.llama_server:
+        command = [args.llama_server, "-m", str(mentor_path), "--alias", "mentor", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "-c", "4096", "-np", "1", "-t", threads, "-tb", threads]
+    else:
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(mentor_path), "--model_alias", "mentor"]
+        command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
+        command += ["--n_threads", threads, "--n_threads_batch", threads, "--flash_attn", "true"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(url, server)
