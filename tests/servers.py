@@ -46,30 +46,9 @@ def wait_until_serving(
 
 
 @contextmanager
-def llama_server(model: Path, *extra: str, alias: str = "tiny-mentor") -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--model_alias",
-            alias,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "512",
-            "--n_threads",
-            "1",
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _server_process(command: list[str], port: int) -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
+    """Start `command` (serving on loopback `port`), wait until it answers, kill it after."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(url, process)
@@ -77,6 +56,15 @@ def llama_server(model: Path, *extra: str, alias: str = "tiny-mentor") -> Iterat
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+@contextmanager
+def llama_server(model: Path, *extra: str, alias: str = "tiny-mentor") -> Iterator[tuple[str, subprocess.Popen]]:  # type: ignore[type-arg]
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--n_threads", "1", *extra]
+    with _server_process(command, port) as served:
+        yield served
 
 
 def llama_server_binary() -> str | None:
@@ -90,21 +78,12 @@ def llama_cpp_server(model: Path, alias: str = "tiny-mentor") -> Iterator[str]:
     binary = llama_server_binary()
     assert binary is not None
     port = free_port()
-    process = subprocess.Popen(
-        # One slot, so the whole context serves one conversation (the default
-        # splits it between several parallel slots).
-        [binary, "-m", str(model), "--alias", alias, "--host", "127.0.0.1", "--port", str(port)]
-        + ["-c", "512", "-np", "1", "-t", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, process)
+    # One slot, so the whole context serves one conversation (the default splits
+    # it between several parallel slots).
+    command = [binary, "-m", str(model), "--alias", alias, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["-c", "512", "-np", "1", "-t", "1"]
+    with _server_process(command, port) as (url, _):
         yield url
-    finally:
-        process.kill()
-        process.wait(timeout=10)
 
 
 class _ThreadingServer(socketserver.ThreadingMixIn, socketserver.TCPServer):

@@ -164,6 +164,15 @@ def _regrade(path: Path, header: dict | None, records: list[dict], items: dict[s
     return changed
 
 
+def _ends_mid_line(path: Path) -> bool:
+    """Whether a crash cut the file's last line short (only its last byte is read)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"
+
+
 def run_method(
     pair: CollabPair,
     task: Task,
@@ -189,7 +198,7 @@ def run_method(
             finished.add(record["id"])
             totals.add(record)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torn = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    torn = _ends_mid_line(path)
     with path.open("a", encoding="utf-8") as sink:
         if torn:
             sink.write("\n")  # end a line cut short by a crash, so the next record stands alone

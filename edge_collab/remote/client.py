@@ -275,32 +275,28 @@ class CompletionClient:
         boundaries without asking for logprobs, which llama-cpp-python computes
         by sorting the whole vocabulary for every token (measured: 16 tokens
         with logprobs took 4-5 s on the default mentor, without 0.8 s)."""
+        body = self._completion_body(prompt, max_tokens, stream=pieces)
+        return self._call("POST", "/completions", body, self._completion)  # type: ignore[no-any-return]
+
+    def _completion_body(self, prompt: str, max_tokens: int, stream: bool) -> dict[str, object]:
         body: dict[str, object] = {
             "prompt": prompt,
             "max_tokens": max_tokens,
             "temperature": 0.0,
             **self.settings.request_extra,
         }
-        if pieces:
+        if stream:
             body["stream"] = True
         if self.model:
             body["model"] = self.model
-        return self._call("POST", "/completions", body, self._completion)  # type: ignore[no-any-return]
+        return body
 
     def stream(self, prompt: str, max_tokens: int) -> Generator[str, None, None]:
         """Token texts as the server writes them, for answers the mentor writes
         alone. Retried like any call until the reply starts; a failure after
         that raises, and what was already streamed stays with the caller. A
         server that ignores "stream" answers in one piece."""
-        body: dict[str, object] = {
-            "prompt": prompt,
-            "max_tokens": max_tokens,
-            "temperature": 0.0,
-            "stream": True,
-            **self.settings.request_extra,
-        }
-        if self.model:
-            body["model"] = self.model
+        body = self._completion_body(prompt, max_tokens, stream=True)
         self._last_finish = None
         response = self._retried(lambda: self._send("POST", "/completions", body))
         if not response.getheader("Content-Type", "").startswith("text/event-stream"):

@@ -143,8 +143,13 @@ def collect_divergences(
             prompts = Prompts(pair.student.chat_prompt(messages), mentor.chat_prompt(messages))
             recorder = RecordingVerifier(pair.student, item, question, len(prompts.student), settings.max_new_tokens)
             start_generation(pair.student, pair.mentor, recorder, settings.with_changes(mode="collab"), prompts).run()
-            done = {"type": "item_done", "item": item.id, "divergences": len(recorder.records)}
-            lines = recorder.records + [done | {"student_finishes_reused": recorder.finishes_reused}]
+            done = {
+                "type": "item_done",
+                "item": item.id,
+                "divergences": len(recorder.records),
+                "student_finishes_reused": recorder.finishes_reused,
+            }
+            lines = [*recorder.records, done]
             sink.write("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
             sink.flush()
             os.fsync(sink.fileno())
