@@ -87,7 +87,11 @@ class MentorBudget:
     step length would have one, since adopted segments are long steps). The
     pressure is clamped to ±max_pressure against wind-up. The state carries
     across the answers of a run: a fresh run with the same seed and items
-    behaves the same.
+    behaves the same (a resumed one starts again from zero pressure).
+
+    The engine applies the pressure where it is cheapest: added to a graded
+    verifier's log-odds for the mentor's segment (the adoption bar moves, no
+    extra mentor work), or else to the probe policy's rate or threshold.
     """
 
     def __init__(self, target: float, gain: float = 0.01, memory_tokens: float = 2000.0, max_pressure: float = 4.0):

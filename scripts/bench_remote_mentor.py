@@ -23,6 +23,7 @@ import urllib.request
 from edge_collab import CollabPair, GenerationSettings, ModelSettings
 from edge_collab.bench import BENCH_PROMPTS
 from edge_collab.pair import _resolve
+from edge_collab.remote.llama_cpp_server import llama_cpp_server_command
 
 
 def free_port() -> int:
@@ -60,9 +61,7 @@ def main() -> None:
         command = [args.llama_server, "-m", str(mentor_path), "--alias", "mentor", "--host", "127.0.0.1"]
         command += ["--port", str(port), "-c", "4096", "-np", "1", "-t", threads, "-tb", threads]
     else:
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(mentor_path), "--model_alias", "mentor"]
-        command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
-        command += ["--n_threads", threads, "--n_threads_batch", threads, "--flash_attn", "true"]
+        command = llama_cpp_server_command(mentor_path, alias="mentor", host="127.0.0.1", port=port)
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

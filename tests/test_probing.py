@@ -10,6 +10,7 @@ from engine_helpers import generate
 
 from edge_collab.probing import MentorBudget, RandomProbePolicy, UncertaintyProbePolicy, step_signal
 from edge_collab.verifiers import AlwaysMentor
+from edge_collab.verifiers.base import Divergence, Verdict
 
 
 def test_step_signal_entropy_and_margin():
@@ -58,22 +59,46 @@ def test_uncertainty_probing_on_tiny_models(student, mentor):
     assert never.stats.tokens_mentor == 0
 
 
-def test_budget_brings_the_mentor_share_down_to_the_target(student, mentor):
-    free = [generate(student, mentor, AlwaysMentor(), seed=s, max_new_tokens=80) for s in range(3)]
-    free_share = sum(r.stats.tokens_mentor for r in free) / sum(r.stats.tokens_total for r in free)
-    assert free_share > 0.5  # tiny models disagree constantly, so unchecked adoption is high
-    budget = MentorBudget(0.25)
+def _budgeted_run(student, mentor, verifier, budget: MentorBudget, answers: int = 16):
     from engine_helpers import MESSAGES
 
     from edge_collab.engine.generation import Prompts, start_generation
     from edge_collab.settings import GenerationSettings
 
     results = []
-    for seed in range(16):
-        settings = GenerationSettings(max_new_tokens=80, seed=seed, mentor_budget=0.25)
+    for seed in range(answers):
+        settings = GenerationSettings(max_new_tokens=80, seed=seed, mentor_budget=budget.target)
         prompts = Prompts(student.chat_prompt(MESSAGES), mentor.chat_prompt(MESSAGES))
-        results.append(start_generation(student, mentor, AlwaysMentor(), settings, prompts, budget).run())
-    late = results[8:]
-    share = sum(r.stats.tokens_mentor for r in late) / sum(r.stats.tokens_total for r in late)
-    assert 0.1 < share < 0.4
-    assert late[-1].stats.probe_level < 0.25  # the controller lowered the probe rate
+        results.append(start_generation(student, mentor, verifier, settings, prompts, budget).run())
+    return results
+
+
+def _share(results) -> float:
+    return sum(r.stats.tokens_mentor for r in results) / sum(r.stats.tokens_total for r in results)
+
+
+def test_budget_brings_the_mentor_share_down_to_the_target(student, mentor):
+    free = [generate(student, mentor, AlwaysMentor(), seed=s, max_new_tokens=80) for s in range(3)]
+    assert _share(free) > 0.5  # tiny models disagree constantly, so unchecked adoption is high
+    late = _budgeted_run(student, mentor, AlwaysMentor(), MentorBudget(0.25))[8:]
+    assert 0.1 < _share(late) < 0.4
+    assert late[-1].stats.probe_level < 0.25  # a fixed verifier leaves only the probe rate to lower
+
+
+class LeansToStudent:
+    """A graded verifier that always prefers the student's segment by one logit."""
+
+    graded = True
+
+    def choose(self, divergence: Divergence) -> Verdict:
+        return Verdict(adopt_mentor=False, lean=-1.0)
+
+
+def test_budget_lowers_a_graded_verifiers_adoption_bar(student, mentor):
+    unbudgeted = [generate(student, mentor, LeansToStudent(), seed=s, probe_rate=0.25) for s in range(3)]
+    assert _share(unbudgeted) == 0.0
+    budget = MentorBudget(0.25)
+    results = _budgeted_run(student, mentor, LeansToStudent(), budget)
+    assert 0.1 < _share(results[8:]) < 0.4  # adopted once the pressure passed one logit
+    assert 0.7 < budget.pressure < 1.5  # it settles where the bar meets the verifier's lean of one logit
+    assert all(r.stats.probe_level == 0.25 for r in results)  # the bar moved, not the probe rate

@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import subprocess
-import sys
 
 import click
 
 from edge_collab.presets.registry import resolve_model
+from edge_collab.remote.llama_cpp_server import llama_cpp_server_command
 
 
 def _is_loopback(host: str) -> bool:
@@ -60,32 +60,7 @@ def serve(
         raise click.ClickException(f"binding to {host} exposes the mentor beyond this machine: pass --api-key")
     path = resolve_model(model, ctx.obj["data_dir"])
     alias = model_alias or model if not model.endswith(".gguf") else path.stem
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(path),
-        "--model_alias",
-        alias,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--n_gpu_layers",
-        str(999 if gpu_layers == -1 else gpu_layers),
-        "--n_ctx",
-        str(n_ctx),
-        # llama-cpp-python's server defaults to half the cores; a mentor box should use them all.
-        "--n_threads",
-        str(os.cpu_count() or 1),
-        "--n_threads_batch",
-        str(os.cpu_count() or 1),
-        # llama.cpp enables flash attention by itself on CPU (as edge-collab's own
-        # contexts do); llama-cpp-python turns it off unless asked.
-        "--flash_attn",
-        "true",
-    ]
+    command = llama_cpp_server_command(path, alias=alias, host=host, port=port, n_ctx=n_ctx, gpu_layers=gpu_layers)
     environment = dict(os.environ)
     if api_key:
         environment["API_KEY"] = api_key  # read by the server's settings; kept off the command line

@@ -81,7 +81,10 @@ _PROBING_OPTIONS = [
         "--mentor-budget",
         type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
         default=None,
-        help="Target mentor share (e.g. 0.18): a controller adjusts probing during the run to reach it.",
+        help=(
+            "Target mentor share (e.g. 0.18): a controller moves the verifier's adoption bar "
+            "(the probe rate or threshold for always-mentor/always-student) during the run to reach it."
+        ),
     ),
 ]
 

@@ -32,7 +32,7 @@ from edge_collab.probing import MentorBudget, ProbePolicy, RandomProbePolicy, Un
 from edge_collab.remote.alone import StreamedAnswer, stream_answer
 from edge_collab.remote.mentor import RemoteLink, RemoteMentor
 from edge_collab.settings import TOKEN_LEVEL_BASELINES, GenerationSettings
-from edge_collab.verifiers.base import Divergence, Verifier, needs_scores
+from edge_collab.verifiers.base import Divergence, Verdict, Verifier, is_graded, needs_scores
 from edge_collab.verifiers.features import DivergenceScores
 
 
@@ -188,7 +188,7 @@ class _Loop:
                     stop_reason = "eos"
                     break
                 answer.label_new(source)
-                if self._mentor_active and policy.should_probe(signal, self._pressure):
+                if self._mentor_active and policy.should_probe(signal, self._probe_pressure):
                     assert link is not None
                     if self._consult(link, answer, writer, word_start, word.tokens):
                         stop_reason = "eos"
@@ -207,7 +207,7 @@ class _Loop:
             answer.finish_step()
         yield from self._emit(answer, final=True)
 
-        self.stats.probe_level = policy.level(self._pressure)
+        self.stats.probe_level = policy.level(self._probe_pressure)
         self.stats.budget_pressure = self._pressure
         self._fill_stats(answer, writer, link, before, time.perf_counter() - started, stop_reason)
         self.result = GenerationResult(answer.text, list(self.pieces), self.stats)
@@ -242,6 +242,17 @@ class _Loop:
     @property
     def _pressure(self) -> float:
         return self.budget.pressure if self.budget is not None else 0.0
+
+    @property
+    def _probe_pressure(self) -> float:
+        """A graded verifier lets the budget move its adoption bar, which costs
+        nothing; otherwise the budget has only the probe rate or threshold to move."""
+        return 0.0 if is_graded(self.verifier) else self._pressure
+
+    def _adopts(self, verdict: Verdict) -> bool:
+        if verdict.lean is None or not is_graded(self.verifier):
+            return verdict.adopt_mentor
+        return verdict.lean + self._pressure > 0.0
 
     def _policy(self) -> ProbePolicy:
         if self.settings.probe_policy == "uncertainty":
@@ -308,7 +319,7 @@ class _Loop:
             return student_segment.ended
         stats.verifier_calls += 1
         stats.verifier_off_choice += verdict.off_choice
-        if not verdict.adopt_mentor:
+        if not self._adopts(verdict):
             link.reject()
             return student_segment.ended
         answer.rollback(split)

@@ -37,8 +37,10 @@ def stream_answer(
     received = ""
     shown = 0
     cut = None
+    finish_reason = None
     with closing(client.stream(prompt, settings.max_new_tokens)) as events:
-        for text in events:
+        for text, event_finish in events:
+            finish_reason = event_finish or finish_reason
             answer.decoded += bool(text)
             received += text
             cut = _first_stop(received, stops)
@@ -54,5 +56,5 @@ def stream_answer(
     answer.text = received[:end]
     if cut is not None:
         answer.stop_reason = "stop"
-    elif client.last_finish_reason == "length":
+    elif finish_reason == "length":
         answer.stop_reason = "length"

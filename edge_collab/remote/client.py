@@ -17,6 +17,7 @@ import urllib.parse
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from edge_collab.errors import MentorUnavailableError
 
@@ -57,7 +58,16 @@ class MentorRequestError(MentorUnavailableError):
 class Completion:
     text: str
     tokens: list[str]  # the generated tokens' texts (empty unless asked for, or if the server would not stream)
-    finished: bool = False  # the model ended the text itself (finish_reason "stop")
+    finish_reason: str | None = None  # "stop" (the model ended the text), "length" or none given
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason == "stop"
+
+
+class StreamEvent(NamedTuple):
+    text: str
+    finish_reason: str | None  # set on the reply's last event only
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,6 @@ class CompletionClient:
         self._api_key = api_key
         self._connection: http.client.HTTPConnection | None = None
         self.round_trip_s: float | None = None  # measured by check()
-        self._last_finish: str | None = None  # finish_reason of the last streamed reply
 
     def __repr__(self) -> str:  # never shows the key
         return f"CompletionClient({self.url!r}, model={self.model!r})"
@@ -291,18 +300,19 @@ class CompletionClient:
             body["model"] = self.model
         return body
 
-    def stream(self, prompt: str, max_tokens: int) -> Generator[str, None, None]:
+    def stream(self, prompt: str, max_tokens: int) -> Generator[StreamEvent, None, None]:
         """Token texts as the server writes them, for answers the mentor writes
-        alone. Retried like any call until the reply starts; a failure after
-        that raises, and what was already streamed stays with the caller. A
-        server that ignores "stream" answers in one piece."""
+        alone, each with its event's finish_reason (None until the last).
+        Retried like any call until the reply starts; a failure after that
+        raises, and what was already streamed stays with the caller. A server
+        that ignores "stream" answers in one piece."""
         body = self._completion_body(prompt, max_tokens, stream=True)
-        self._last_finish = None
         response = self._retried(lambda: self._send("POST", "/completions", body))
         if not response.getheader("Content-Type", "").startswith("text/event-stream"):
             with self._network_time():
                 raw = response.read()
-            yield self._completion(raw, "").text
+            whole = self._completion(raw, "")
+            yield StreamEvent(whole.text, whole.finish_reason)
             return
         finished = False
         try:
@@ -311,11 +321,11 @@ class CompletionClient:
                     line = response.readline()
                 if not line:
                     raise MentorRequestError(f"mentor at {self.url} ended the completion stream early", True)
-                for text in self._stream_events([line]):
-                    if text is None:  # [DONE]
+                for event in self._stream_events([line]):
+                    if event is None:  # [DONE]
                         finished = True
                         break
-                    yield text
+                    yield event
             try:
                 response.read()  # the end of the chunked body, so the connection can carry the next request
             except (OSError, http.client.HTTPException):
@@ -324,13 +334,8 @@ class CompletionClient:
             if not finished:
                 self.close()  # a stream left half-read cannot carry the next request
 
-    @property
-    def last_finish_reason(self) -> str | None:
-        """finish_reason of the last streamed reply ("stop", "length" or None)."""
-        return self._last_finish
-
-    def _stream_events(self, lines: list[bytes]) -> Iterator[str | None]:
-        """Each server-sent event's text ("" for none); None at [DONE]."""
+    def _stream_events(self, lines: list[bytes]) -> Iterator[StreamEvent | None]:
+        """Each server-sent event's text ("" for none) and finish_reason; None at [DONE]."""
         try:
             for raw_line in lines:
                 line = raw_line.decode("utf-8").strip()
@@ -346,8 +351,7 @@ class CompletionClient:
                 choice = event["choices"][0]
                 if not isinstance(choice["text"], str):
                     raise TypeError
-                self._last_finish = choice.get("finish_reason") or self._last_finish
-                yield choice["text"]
+                yield StreamEvent(choice["text"], choice.get("finish_reason"))
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, IndexError, TypeError):
             raise MentorRequestError(f"mentor at {self.url} sent a malformed completion stream", True) from None
 
@@ -362,14 +366,15 @@ class CompletionClient:
                 raise TypeError
         except (KeyError, IndexError, TypeError):
             raise MentorRequestError(f"mentor at {self.url} sent a malformed completion", True) from None
-        return Completion(text, [], finished=choice.get("finish_reason") == "stop")
+        return Completion(text, [], choice.get("finish_reason"))
 
     def _streamed_completion(self, raw: bytes) -> Completion:
-        self._last_finish = None
         tokens: list[str] = []
-        for text in self._stream_events(raw.splitlines()):
-            if text is None:
-                return Completion("".join(tokens), tokens, finished=self._last_finish == "stop")
-            if text:
-                tokens.append(text)
+        finish_reason = None
+        for event in self._stream_events(raw.splitlines()):
+            if event is None:
+                return Completion("".join(tokens), tokens, finish_reason)
+            finish_reason = event.finish_reason or finish_reason
+            if event.text:
+                tokens.append(event.text)
         raise MentorRequestError(f"mentor at {self.url} ended the completion stream early", True)

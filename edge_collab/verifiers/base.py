@@ -30,11 +30,19 @@ class Divergence:
 class Verdict:
     adopt_mentor: bool
     off_choice: bool = False  # the verifier's free answer was neither option
-    margin: float = 0.0  # confidence in the choice, verifier-specific units
+    # How far the verifier leans to the mentor, in log-odds (> 0: adopt); None
+    # for verifiers without a graded opinion (fixed sides). A mentor-budget
+    # controller moves the adoption bar on this scale.
+    lean: float | None = None
 
 
 class Verifier(Protocol):
     def choose(self, divergence: Divergence) -> Verdict: ...
+
+
+def is_graded(verifier: object) -> bool:
+    """Whether the verifier's verdicts carry a `lean` (class attribute `graded`)."""
+    return bool(getattr(verifier, "graded", False))
 
 
 def needs_scores(verifier: object) -> bool:

@@ -45,6 +45,7 @@ class RecordingVerifier:
     max_new_tokens: int
     records: list[dict] = field(default_factory=list)  # type: ignore[type-arg]
     needs_scores = True
+    graded = True
 
     def __post_init__(self) -> None:
         self._self_verifier = SelfVerifier(self.student)
@@ -57,7 +58,7 @@ class RecordingVerifier:
     def choose(self, divergence: Divergence) -> Verdict:
         assert divergence.scores is not None
         verdict = self._self_verifier.choose(divergence)
-        margin = verdict.margin if verdict.adopt_mentor else -verdict.margin
+        assert verdict.lean is not None
         mentor_tokens = self.student.tokenize(divergence.mentor_text.encode("utf-8"))
         student_correct = self._student_outcome()
         mentor_correct = self._finish_and_grade(divergence.prefix_length, mentor_tokens)[1]
@@ -67,7 +68,7 @@ class RecordingVerifier:
                 "type": "divergence",
                 "item": self.item.id,
                 "features": {name: float(value) for name, value in zip(FEATURE_NAMES, features, strict=True)},
-                "self_margin": margin,
+                "self_margin": verdict.lean,
                 "self_adopted": verdict.adopt_mentor,
                 "student_correct": student_correct,
                 "mentor_correct": mentor_correct,

@@ -9,6 +9,7 @@ from what this engine computes is refused, never silently mis-read.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,8 @@ class OnnxVerifier:
     def trained_for(self) -> tuple[str, str]:
         return self.metadata.get("student", "any"), self.metadata.get("mentor", "any")
 
+    graded = True
+
     def probability(self, features: np.ndarray) -> np.ndarray:
         batch = np.atleast_2d(features).astype(np.float32)
         (output,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})
@@ -84,4 +87,9 @@ class OnnxVerifier:
         if divergence.scores is None:
             raise VerifierError("the learned verifier needs divergence scores; the engine did not compute them")
         p_mentor = float(self.probability(feature_vector(divergence.scores))[0])
-        return Verdict(adopt_mentor=p_mentor > self.threshold, margin=abs(p_mentor - self.threshold))
+        return Verdict(adopt_mentor=p_mentor > self.threshold, lean=_log_odds(p_mentor) - _log_odds(self.threshold))
+
+
+def _log_odds(p: float) -> float:
+    p = min(max(p, 1e-6), 1.0 - 1e-6)
+    return math.log(p / (1.0 - p))

@@ -26,6 +26,8 @@ QUESTION = (
 
 
 class SelfVerifier:
+    graded = True
+
     def __init__(self, student: ModelBackend):
         self.student = student
         self._option_a = self._single_token(b"A")
@@ -42,10 +44,10 @@ class SelfVerifier:
         prefix = self.student.tokens[: divergence.prefix_length]
         keep, tokens = seam_tokens(self.student, prefix, question, divergence.answer_start)
         logits = self.student.branch_logits(keep, tokens)
-        margin = float(logits[self._option_b] - logits[self._option_a])
+        lean = float(logits[self._option_b] - logits[self._option_a])  # log-odds of B against A
         raw_choice = int(np.argmax(logits))
         return Verdict(
-            adopt_mentor=margin > 0.0,
+            adopt_mentor=lean > 0.0,
             off_choice=raw_choice not in (self._option_a, self._option_b),
-            margin=abs(margin),
+            lean=lean,
         )

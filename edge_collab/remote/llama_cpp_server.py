@@ -1,0 +1,41 @@
+"""The command line that starts llama-cpp-python's OpenAI-compatible server
+for a mentor: shared by `edge-collab mentor serve` and the remote-mentor
+benchmark, so that what is measured is what users run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def llama_cpp_server_command(
+    model: Path, *, alias: str, host: str, port: int, n_ctx: int = 4096, gpu_layers: int = 0
+) -> list[str]:
+    threads = str(os.cpu_count() or 1)
+    return [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--model_alias",
+        alias,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--n_gpu_layers",
+        str(999 if gpu_layers == -1 else gpu_layers),
+        "--n_ctx",
+        str(n_ctx),
+        # llama-cpp-python's server defaults to half the cores; a mentor box should use them all.
+        "--n_threads",
+        threads,
+        "--n_threads_batch",
+        threads,
+        # llama.cpp enables flash attention by itself on CPU (as edge-collab's own
+        # contexts do); llama-cpp-python turns it off unless asked.
+        "--flash_attn",
+        "true",
+    ]
