@@ -183,3 +183,31 @@ TEST = "def check(candidate):\n    assert candidate(2, 3) == 5\n"
 )
 def test_humaneval_execution(completion, expected):
     assert passes(build_program(PROMPT, completion, TEST, "add"), timeout_s=3) is expected
+
+
+def test_comparison_rows_are_against_the_student_and_the_plain_collab_run(tmp_path):
+    from edge_collab.evaluation.report import Run, comparison_table
+
+    def run(method: str, **header: object) -> Run:
+        base = {"task": "t", "method": method, "probe_rate": 0.25, "segment_tokens": 16, "verifier": "self"}
+        items = {f"q{i}": {"correct": (i + len(method)) % 2 == 0} for i in range(4)}
+        return Run({**base, **header}, items, tmp_path)
+
+    runs = [
+        run("student"),
+        run("mentor"),
+        run("collab", mentor_budget=0.18),  # listed first on purpose: not the reference
+        run("collab"),
+        run("cosd", cosd_alpha=0.5),
+    ]
+    rows = [line.split(" | ")[1] for line in comparison_table(runs).splitlines()[2:]]
+    plain, budget = "collab ρ=0.25 k=16 self", "collab ρ=0.25 k=16 self budget 0.18"
+    assert rows == [
+        "student → mentor",
+        f"student → {budget}",
+        f"student → {plain}",
+        "student → cosd alpha=0.5",
+        f"mentor → {plain}",
+        f"{plain} → {budget}",
+        f"{plain} → cosd alpha=0.5",
+    ]

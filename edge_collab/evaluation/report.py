@@ -122,7 +122,10 @@ def results_table(runs: Sequence[Run]) -> str:
 
 
 def comparison_table(runs: Sequence[Run]) -> str:
-    """Each pair of methods on one task, on the items both answered."""
+    """Each method against the student (with the share of the student-to-mentor
+    gap it recovers), the mentor against the reference collab run, and every
+    other method against that reference: the rows a reader compares, not all
+    pairs (nine methods on a task would make 36)."""
     lines = [
         "| task | A → B | common items | acc A % | acc B % | fixed by B | broken by B | gap recovered |",
         "|---|---|---|---|---|---|---|---|",
@@ -131,29 +134,48 @@ def comparison_table(runs: Sequence[Run]) -> str:
     for run in runs:
         by_task.setdefault(run.task, []).append(run)
     for task, task_runs in by_task.items():
-        student = next((r for r in task_runs if r.header["method"] == "student"), None)
-        mentor = next((r for r in task_runs if r.header["method"] == "mentor"), None)
-        for i, a in enumerate(task_runs):
-            for b in task_runs[i + 1 :]:
-                common = sorted(set(a.items) & set(b.items))
-                if not common:
-                    continue
-                acc_a = sum(a.items[k]["correct"] for k in common) / len(common)
-                acc_b = sum(b.items[k]["correct"] for k in common) / len(common)
-                fixed = sum(1 for k in common if b.items[k]["correct"] and not a.items[k]["correct"])
-                broken = sum(1 for k in common if a.items[k]["correct"] and not b.items[k]["correct"])
-                gap = "-"
-                if a is student and b is not mentor and mentor is not None:
-                    shared = sorted(set(common) & set(mentor.items))
-                    acc_m = sum(mentor.items[k]["correct"] for k in shared) / len(shared) if shared else 0.0
-                    acc_s = sum(student.items[k]["correct"] for k in shared) / len(shared) if shared else 0.0
-                    acc_c = sum(b.items[k]["correct"] for k in shared) / len(shared) if shared else 0.0
-                    gap = f"{(acc_c - acc_s) / (acc_m - acc_s):.0%}" if acc_m > acc_s else "mentor not better"
-                lines.append(
-                    f"| {task} | {a.label} → {b.label} | {len(common)} | {_percent(acc_a)} | {_percent(acc_b)} "
-                    f"| {fixed} | {broken} | {gap} |"
-                )
+        student = _first(task_runs, "student")
+        mentor = _first(task_runs, "mentor")
+        for a, b in _comparison_pairs(task_runs, student, mentor):
+            common = sorted(set(a.items) & set(b.items))
+            if not common:
+                continue
+            acc_a = sum(a.items[k]["correct"] for k in common) / len(common)
+            acc_b = sum(b.items[k]["correct"] for k in common) / len(common)
+            fixed = sum(1 for k in common if b.items[k]["correct"] and not a.items[k]["correct"])
+            broken = sum(1 for k in common if a.items[k]["correct"] and not b.items[k]["correct"])
+            gap = "-"
+            if a is student and b is not mentor and mentor is not None:
+                shared = sorted(set(common) & set(mentor.items))
+                acc_m = sum(mentor.items[k]["correct"] for k in shared) / len(shared) if shared else 0.0
+                acc_s = sum(student.items[k]["correct"] for k in shared) / len(shared) if shared else 0.0
+                acc_c = sum(b.items[k]["correct"] for k in shared) / len(shared) if shared else 0.0
+                gap = f"{(acc_c - acc_s) / (acc_m - acc_s):.0%}" if acc_m > acc_s else "mentor not better"
+            lines.append(
+                f"| {task} | {a.label} → {b.label} | {len(common)} | {_percent(acc_a)} | {_percent(acc_b)} "
+                f"| {fixed} | {broken} | {gap} |"
+            )
     return "\n".join(lines)
+
+
+def _first(runs: Sequence[Run], method: str) -> Run | None:
+    return next((r for r in runs if r.header["method"] == method), None)
+
+
+def _comparison_pairs(runs: Sequence[Run], student: Run | None, mentor: Run | None) -> list[tuple[Run, Run]]:
+    collabs = [r for r in runs if r.header["method"] == "collab"]
+    plain = [
+        r
+        for r in collabs
+        if r.header.get("probe_policy", "random") == "random" and r.header.get("mentor_budget") is None
+    ]
+    reference = next(iter(plain or collabs), None)  # the paper's loop: random probes, no budget
+    pairs = [(student, b) for b in runs if student is not None and b is not student]
+    if reference is not None:
+        if mentor is not None:
+            pairs.append((mentor, reference))
+        pairs += [(reference, b) for b in runs if b not in (student, mentor, reference)]
+    return pairs
 
 
 def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The runs behind the README's all-methods table and the budget/uncertainty
+# figures, added to results/readme next to scripts/readme_evals.sh's student,
+# mentor and collab runs (same items: each task's fixed sample). Two
+# single-threaded streams side by side, as there; rerunning resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EC=${EC:-.venv/bin/edge-collab}
+OUT=${OUT:-results/readme}
+COMMON=(--max-tokens 512 --threads 1 --out "$OUT")
+$EC data fetch bigbench elementary_math_qa general_knowledge strategyqa >/dev/null
+
+baselines() {  # the literature's methods on all 70 general_knowledge items
+  $EC eval general_knowledge --method cosd --method nudging --method rstitch --method average --method takeover \
+    --limit 70 "${COMMON[@]}"
+}
+controlled() {  # the budget controller over 100 items, then uncertainty-gated probing
+  $EC eval elementary_math_qa/question_only --method collab --mentor-budget 0.18 --limit 100 "${COMMON[@]}"
+  $EC eval general_knowledge --method collab --probe-policy uncertainty --limit 70 "${COMMON[@]}"
+}
+baselines &
+controlled
+wait
+$EC report "$OUT"
