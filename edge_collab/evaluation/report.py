@@ -201,12 +201,17 @@ def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
             n = len(run.items)
             low, high = wilson_interval(int(run.total("correct")), n)
             method = str(run.header["method"])
+            marker, colour = markers.get(method, "^"), METHOD_COLOURS.get(method, "tab:grey")
+            if run.header.get("mentor_budget") is not None:  # collab variants: same family, told apart
+                marker, colour = "*", "darkgreen"
+            elif run.header.get("probe_policy", "random") != "random":
+                marker, colour = "X", "yellowgreen"
             axis.errorbar(
                 100 * run.mentor_share,
                 100 * run.accuracy,
                 yerr=[[100 * (run.accuracy - low)], [100 * (high - run.accuracy)]],
-                fmt=markers.get(method, "^"),
-                color=METHOD_COLOURS.get(method, "tab:grey"),
+                fmt=marker,
+                color=colour,
                 capsize=3,
                 label=f"{run.label} (n={n})",
             )
