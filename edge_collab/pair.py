@@ -220,6 +220,14 @@ class CollabPair:
             raise SettingsError(f"{self.student.name} cannot render prompts as text for a remote mentor")
         return str(render(messages))
 
+    def resume_budget(self, pressure: float, **overrides: object) -> None:
+        """Continue the budget controller from a pressure recorded by an
+        interrupted run, so that a resumed evaluation behaves as one unbroken run."""
+        settings = self.settings.with_changes(**overrides) if overrides else self.settings
+        budget = self._budget_for(settings)
+        if budget is not None:
+            budget.pressure = pressure
+
     def _budget_for(self, settings: GenerationSettings) -> MentorBudget | None:
         """The pair's budget controller; it keeps its state across calls with the same target."""
         if settings.mode not in ("collab", "takeover") or settings.mentor_budget is None:

@@ -211,3 +211,16 @@ def test_comparison_rows_are_against_the_student_and_the_plain_collab_run(tmp_pa
         f"{plain} → {budget}",
         f"{plain} → cosd alpha=0.5",
     ]
+
+
+def test_a_resumed_budget_run_continues_the_controller(tiny_paths, small_task, tmp_path):
+    budget = ("--method", "collab", "--mentor-budget", "0.2", "--probe-rate", "0.5", "--verifier", "always-mentor")
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert run_eval(tiny_paths, small_task, whole, *budget).exit_code == 0
+    assert run_eval(tiny_paths, small_task, parts, "--limit", "3", *budget).exit_code == 0
+    assert run_eval(tiny_paths, small_task, parts, *budget).exit_code == 0
+    (_, unbroken), (_, resumed) = (read_results(next(folder.glob("*.jsonl"))) for folder in (whole, parts))
+    assert len(unbroken) == 6
+    assert [r["budget_pressure"] for r in resumed] == [r["budget_pressure"] for r in unbroken]
+    assert [r["text"] for r in resumed] == [r["text"] for r in unbroken]
+    assert len({r["budget_pressure"] for r in unbroken}) > 1  # the controller did move

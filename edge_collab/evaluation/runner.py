@@ -83,8 +83,8 @@ def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSe
         # so those results keep their file names.
         if settings.probe_policy != "random":
             header |= {"probe_policy": settings.probe_policy, "uncertainty_threshold": settings.uncertainty_threshold}
-        if settings.mentor_budget is not None:
-            header["mentor_budget"] = settings.mentor_budget
+    if method in ("collab", "takeover") and settings.mentor_budget is not None:
+        header["mentor_budget"] = settings.mentor_budget
     return header
 
 
@@ -197,6 +197,9 @@ def run_method(
         if record["id"] in wanted and record["id"] not in finished:
             finished.add(record["id"])
             totals.add(record)
+    pressures = [r["budget_pressure"] for r in done if "budget_pressure" in r]
+    if pressures and "mentor_budget" in header:
+        pair.resume_budget(pressures[-1], mode=method)
     out_dir.mkdir(parents=True, exist_ok=True)
     torn = _ends_mid_line(path)
     with path.open("a", encoding="utf-8") as sink:
@@ -212,6 +215,8 @@ def run_method(
             result = pair.generate(question.message, mode=method)
             graded = grade(item, question, result.text)
             record = _item_record(item, method, result.text, result.stats, graded, question)
+            if "mentor_budget" in header:
+                record["budget_pressure"] = result.stats.budget_pressure  # where a resumed run picks up
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             sink.flush()
             os.fsync(sink.fileno())
