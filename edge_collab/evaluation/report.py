@@ -105,8 +105,8 @@ def _percent(value: float) -> str:
 def results_table(runs: Sequence[Run]) -> str:
     lines = [
         "| task | method | items | accuracy % (95% CI) | mentor share % | mentor decode / answer token "
-        "| tokens/s | s/item | hit cap % |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| tokens/s | s/item | mentor s/item | hit cap % |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         n = len(run.items)
@@ -116,7 +116,7 @@ def results_table(runs: Sequence[Run]) -> str:
         lines.append(
             f"| {run.task} | {run.label} | {n} | {_percent(run.accuracy)} ({_percent(low)}–{_percent(high)}) "
             f"| {_percent(run.mentor_share)} | {decode_ratio:.2f} | {tokens / seconds if seconds else 0:.1f} "
-            f"| {seconds / n:.1f} | {_percent(run.total('hit_cap') / n)} |"
+            f"| {seconds / n:.1f} | {run.total('mentor_s') / n:.1f} | {_percent(run.total('hit_cap') / n)} |"
         )
     return "\n".join(lines)
 
