@@ -141,6 +141,7 @@ class _Loop:
     ):
         self.student, self.mentor, self.verifier = student, mentor, verifier
         self.settings, self.prompts, self.budget = settings, prompts, budget
+        self._graded = is_graded(verifier)  # read once: the probe pressure is asked at every word step
         self.pieces: list[Piece] = []
         self.result: GenerationResult | None = None
         self.stats = GenerationStats(mode=settings.mode)
@@ -247,10 +248,10 @@ class _Loop:
     def _probe_pressure(self) -> float:
         """A graded verifier lets the budget move its adoption bar, which costs
         nothing; otherwise the budget has only the probe rate or threshold to move."""
-        return 0.0 if is_graded(self.verifier) else self._pressure
+        return 0.0 if self._graded else self._pressure
 
     def _adopts(self, verdict: Verdict) -> bool:
-        if verdict.lean is None or not is_graded(self.verifier):
+        if verdict.lean is None or not self._graded:
             return verdict.adopt_mentor
         return verdict.lean + self._pressure > 0.0
 

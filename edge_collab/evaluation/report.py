@@ -33,6 +33,14 @@ class Run:
         return str(self.header["task"])
 
     @property
+    def mentor_budget(self) -> float | None:
+        return self.header.get("mentor_budget")  # type: ignore[no-any-return]
+
+    @property
+    def probe_policy(self) -> str:
+        return str(self.header.get("probe_policy", "random"))  # absent from runs recorded before it existed
+
+    @property
     def label(self) -> str:
         method = str(self.header["method"])
         parameters = {
@@ -47,10 +55,9 @@ class Run:
         if method != "collab":
             return method
         h = self.header
-        probing = (
-            f"H≥{h['uncertainty_threshold']:g}" if h.get("probe_policy") == "uncertainty" else f"ρ={h['probe_rate']:g}"
-        )
-        budget = f" budget {h['mentor_budget']:g}" if h.get("mentor_budget") is not None else ""
+        uncertain = self.probe_policy == "uncertainty"
+        probing = f"H≥{h['uncertainty_threshold']:g}" if uncertain else f"ρ={h['probe_rate']:g}"
+        budget = f" budget {self.mentor_budget:g}" if self.mentor_budget is not None else ""
         return f"collab {probing} k={h['segment_tokens']} {h['verifier']}{budget}"
 
     def total(self, key: str) -> float:
@@ -164,11 +171,7 @@ def _first(runs: Sequence[Run], method: str) -> Run | None:
 
 def _comparison_pairs(runs: Sequence[Run], student: Run | None, mentor: Run | None) -> list[tuple[Run, Run]]:
     collabs = [r for r in runs if r.header["method"] == "collab"]
-    plain = [
-        r
-        for r in collabs
-        if r.header.get("probe_policy", "random") == "random" and r.header.get("mentor_budget") is None
-    ]
+    plain = [r for r in collabs if r.probe_policy == "random" and r.mentor_budget is None]
     reference = next(iter(plain or collabs), None)  # the paper's loop: random probes, no budget
     pairs = [(student, b) for b in runs if student is not None and b is not student]
     if reference is not None:
@@ -202,9 +205,9 @@ def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
             low, high = wilson_interval(int(run.total("correct")), n)
             method = str(run.header["method"])
             marker, colour = markers.get(method, "^"), METHOD_COLOURS.get(method, "tab:grey")
-            if run.header.get("mentor_budget") is not None:  # collab variants: same family, told apart
+            if run.mentor_budget is not None:  # collab variants: same family, told apart
                 marker, colour = "*", "darkgreen"
-            elif run.header.get("probe_policy", "random") != "random":
+            elif run.probe_policy != "random":
                 marker, colour = "X", "yellowgreen"
             axis.errorbar(
                 100 * run.mentor_share,
