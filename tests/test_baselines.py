@@ -93,5 +93,15 @@ def test_sweep_runs_the_grid_and_draws_the_frontier(tiny_paths, tmp_path):
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
     for label in ("| student |", "| cosd alpha=0.5 |", "| takeover rate=0.25 |", "collab ρ=0.5 k=4", "collab ρ=1 k=4"):
         assert label in result.output, label
+    budgeted = CliRunner().invoke(
+        cli,
+        ["sweep", str(task), *tiny_pair(tiny_paths), "--probe-rates", "0.5", "--segment-lengths", "4"]
+        + ["--baselines", "", "--mentor-budget", "0.3", "--limit", "3", "--split", "all"]
+        + ["--max-tokens", "16", "--out", str(out)],
+        catch_exceptions=False,
+    )
+    assert budgeted.exit_code == 0, budgeted.output
+    assert "collab ρ=0.5 k=4 self budget 0.3" in budgeted.output  # a run of its own beside the unbudgeted one
+    assert "collab ρ=0.5 k=4 self |" in budgeted.output
     bad = CliRunner().invoke(cli, ["sweep", str(task), "--baselines", "magic"])
     assert bad.exit_code == 2 and "baselines among" in bad.output

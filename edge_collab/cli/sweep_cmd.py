@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from edge_collab.cli.eval_cmd import run_with_progress
-from edge_collab.cli.options import model_options, open_pair
+from edge_collab.cli.options import model_options, open_pair, probing_options, probing_settings
 from edge_collab.evaluation.report import load_runs, plot_frontier, results_table
 from edge_collab.evaluation.tasks import load_task, select
 from edge_collab.settings import GenerationSettings
@@ -27,6 +27,7 @@ def _floats(text: str) -> list[float]:
 @click.command()
 @click.argument("task")
 @model_options
+@probing_options
 @click.option("--probe-rates", default="0.05,0.1,0.25,0.5", show_default=True)
 @click.option("--segment-lengths", default="4,8,16", show_default=True)
 @click.option("--baselines", default=",".join(BASELINES), show_default=True, help="Other methods on the same items.")
@@ -68,7 +69,7 @@ def sweep(
     items = select(loaded, split, limit)  # type: ignore[arg-type]
     if not items:
         raise click.ClickException(f"{loaded.name} has no {split} items")
-    base = GenerationSettings(max_new_tokens=max_tokens, seed=seed)
+    base = GenerationSettings(max_new_tokens=max_tokens, seed=seed, **probing_settings(options))
     plan = [(method, base) for method in methods] + [
         ("collab", base.with_changes(probe_rate=rate, segment_tokens=k)) for k in lengths for rate in rates
     ]

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The development-item sweep behind the shipped defaults (README, "How the
+# defaults were chosen"): elementary_math_qa's training split, never its test
+# items, default pair, greedy, 512-token cap, one thread. Runs in the order
+# that matters most if cut short; rerunning resumes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EC=${EC:-.venv/bin/edge-collab}
+OUT=${OUT:-results/sweep}
+TASK=elementary_math_qa/question_only
+COMMON=(--split train --limit "${LIMIT:-30}" --max-tokens 512 --threads 1 --out "$OUT")
+$EC data fetch bigbench elementary_math_qa >/dev/null
+
+$EC sweep "$TASK" --probe-rates 0.25,0.5 --segment-lengths 16 --baselines student,mentor "${COMMON[@]}"
+$EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 16 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
+$EC sweep "$TASK" --probe-rates 0.1 --segment-lengths 8,16 --baselines "" "${COMMON[@]}"
+$EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 8 --baselines cosd "${COMMON[@]}"
