@@ -8,9 +8,16 @@ BIN := $(VENV)/bin
 # Which llama.cpp build pip compiles: cpu (default), cuda or metal.
 BACKEND ?= cpu
 LLAMA_CPP_PYTHON := llama-cpp-python==0.3.36
-# GGML_NATIVE=OFF: a native build crashes on CPUs that advertise AMX inside some VMs.
-CMAKE_ARGS_cpu := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
-CMAKE_ARGS_cuda := -DGGML_CUDA=on
+# GGML_NATIVE=OFF: a native build crashes on x86 CPUs that advertise AMX inside
+# some VMs, so on x86 the CPU features are named instead (GPU builds run CPU code too).
+X86_CPU_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+CPU_ARGS := $(if $(filter x86_64 amd64,$(shell uname -m)),$(X86_CPU_ARGS))
+CMAKE_ARGS_cpu := $(CPU_ARGS)
+# --exclude-libs: libggml-cuda otherwise exports the C++ standard library code it
+# links in statically, libllama binds to it and crashes loading any model (seen
+# with CUDA 13.0; scripts/check_gpu_build.sh, README "GPU builds").
+CUDA_LINK_ARGS := -DCMAKE_SHARED_LINKER_FLAGS=-Wl,--exclude-libs,ALL
+CMAKE_ARGS_cuda := -DGGML_CUDA=on $(CUDA_LINK_ARGS) $(CPU_ARGS)
 CMAKE_ARGS_metal := -DGGML_METAL=on
 # pip caches one built wheel per version whatever the flags; GPU builds must not reuse a CPU wheel.
 PIP_REBUILD_cpu :=

@@ -34,8 +34,13 @@ def tiny_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+# On a GPU build, EDGE_COLLAB_TEST_GPU_LAYERS=-1 runs every backend test with the
+# tiny models offloaded (scripts/check_gpu_build.sh); CPU otherwise.
+TEST_GPU_LAYERS = int(os.environ.get("EDGE_COLLAB_TEST_GPU_LAYERS", "0"))
+
+
 def _open(path: Path) -> LlamaCppBackend:
-    return LlamaCppBackend(path, ModelSettings(n_ctx=TINY_CONTEXT, threads=2))
+    return LlamaCppBackend(path, ModelSettings(n_ctx=TINY_CONTEXT, threads=2, gpu_layers=TEST_GPU_LAYERS))
 
 
 @pytest.fixture
