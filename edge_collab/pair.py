@@ -84,7 +84,7 @@ class CollabPair:
         self.settings = settings or GenerationSettings()
         self.verifier_name = verifier
         self._verifier: Verifier | None = None
-        self._budget: MentorBudget | None = None
+        self._budgets: dict[tuple[str, float], MentorBudget] = {}
 
     @classmethod
     def open(
@@ -229,12 +229,15 @@ class CollabPair:
             budget.pressure = pressure
 
     def _budget_for(self, settings: GenerationSettings) -> MentorBudget | None:
-        """The pair's budget controller; it keeps its state across calls with the same target."""
+        """The pair's budget controller for this method and target; it keeps its
+        state across calls, so a series of answers converges as one run. Each
+        method has its own: their shares respond to the pressure differently."""
         if settings.mode not in ("collab", "takeover") or settings.mentor_budget is None:
             return None
-        if self._budget is None or self._budget.target != settings.mentor_budget:
-            self._budget = MentorBudget(settings.mentor_budget)
-        return self._budget
+        key = (settings.mode, settings.mentor_budget)
+        if key not in self._budgets:
+            self._budgets[key] = MentorBudget(settings.mentor_budget)
+        return self._budgets[key]
 
     def close(self) -> None:
         self.student.close()
