@@ -26,6 +26,10 @@ def _require(condition: bool, message: str) -> None:
         raise SettingsError(message)
 
 
+# The mentor share the product aims at (the paper's average share).
+DEFAULT_MENTOR_BUDGET = 0.18
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """How one answer is generated.
@@ -40,8 +44,11 @@ class GenerationSettings:
     repeat_guard: stop when the last units of the answer repeat.
     probe_policy: "random" (probability probe_rate) or "uncertainty" (probe when
         the student's next-token entropy reaches uncertainty_threshold nats).
-    mentor_budget: target mentor share of the answer; a controller then adjusts
-        the probe rate or threshold during a run (None: no controller).
+    mentor_budget: target mentor share of the answers; a controller moves the
+        adoption bar (or, with a fixed verifier, the probe rate or threshold)
+        over the answers of a run or session. None: no controller, the paper's
+        fixed loop. On by default since the development-item sweep (README,
+        "How the defaults were chosen").
     cosd_alpha, cosd_beta, nudging_gamma, rstitch_tau: the baselines' parameters
         (see engine/baselines.py).
     """
@@ -57,7 +64,7 @@ class GenerationSettings:
     repeat_guard: bool = True
     probe_policy: ProbePolicyName = "random"
     uncertainty_threshold: float = 1.0
-    mentor_budget: float | None = None
+    mentor_budget: float | None = DEFAULT_MENTOR_BUDGET
     cosd_alpha: float = 0.5
     cosd_beta: float = 0.5
     nudging_gamma: float = 0.4

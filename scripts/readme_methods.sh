@@ -8,19 +8,20 @@ cd "$(dirname "$0")/.."
 EC=${EC:-.venv/bin/edge-collab}
 OUT=${OUT:-results/readme}
 COMMON=(--max-tokens 512 --threads 1 --out "$OUT")
+PLAIN=(--mentor-budget 0 "${COMMON[@]}")  # no budget controller: the paper's fixed loop
 $EC data fetch bigbench elementary_math_qa general_knowledge strategyqa >/dev/null
 
 baselines() {  # the literature's methods on all 70 general_knowledge items and 50 math items, two on strategyqa
   $EC eval general_knowledge --method cosd --method nudging --method rstitch --method average --method takeover \
-    --limit 70 "${COMMON[@]}"
+    --limit 70 "${PLAIN[@]}"
   $EC eval elementary_math_qa/question_only --method cosd --limit 50 "${COMMON[@]}"
   $EC eval elementary_math_qa/question_only --method nudging --method rstitch --method average --method takeover \
-    --limit 50 "${COMMON[@]}"
+    --limit 50 "${PLAIN[@]}"
   $EC eval strategyqa --method cosd --method average --limit 50 "${COMMON[@]}"
 }
 controlled() {  # the budget controller over 100 items, uncertainty-gated probing, the budget on general_knowledge
   $EC eval elementary_math_qa/question_only --method collab --mentor-budget 0.18 --limit 100 "${COMMON[@]}"
-  $EC eval general_knowledge --method collab --probe-policy uncertainty --limit 70 "${COMMON[@]}"
+  $EC eval general_knowledge --method collab --probe-policy uncertainty --limit 70 "${PLAIN[@]}"
   $EC eval general_knowledge --method collab --mentor-budget 0.18 --limit 70 "${COMMON[@]}"
 }
 baselines &

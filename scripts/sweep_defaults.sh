@@ -11,7 +11,7 @@ TASK=elementary_math_qa/question_only
 COMMON=(--split train --limit "${LIMIT:-30}" --max-tokens 512 --threads 1 --out "$OUT")
 $EC data fetch bigbench elementary_math_qa >/dev/null
 
-$EC sweep "$TASK" --probe-rates 0.25,0.5 --segment-lengths 16 --baselines student,mentor "${COMMON[@]}"
+$EC sweep "$TASK" --probe-rates 0.25,0.5 --segment-lengths 16 --baselines student,mentor --mentor-budget 0 "${COMMON[@]}"
 $EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 16 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
-$EC sweep "$TASK" --probe-rates 0.1 --segment-lengths 8,16 --baselines "" "${COMMON[@]}"
-$EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 8 --baselines cosd "${COMMON[@]}"
+$EC sweep "$TASK" --probe-rates 0.1 --segment-lengths 8,16 --baselines "" --mentor-budget 0 "${COMMON[@]}"
+$EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 8 --baselines cosd --mentor-budget 0 "${COMMON[@]}"

@@ -78,6 +78,8 @@ def test_sweep_runs_the_grid_and_draws_the_frontier(tiny_paths, tmp_path):
             "4",
             "--baselines",
             "student,cosd,takeover",
+            "--mentor-budget",
+            "0",  # off: the paper's fixed loop at each grid point
             "--limit",
             "3",
             "--split",

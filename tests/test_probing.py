@@ -102,3 +102,19 @@ def test_budget_lowers_a_graded_verifiers_adoption_bar(student, mentor):
     assert 0.1 < _share(results[8:]) < 0.4  # adopted once the pressure passed one logit
     assert 0.7 < budget.pressure < 1.5  # it settles where the bar meets the verifier's lean of one logit
     assert all(r.stats.probe_level == 0.25 for r in results)  # the bar moved, not the probe rate
+
+
+def test_the_budget_is_on_by_default_and_zero_turns_it_off():
+    from click.testing import CliRunner
+
+    from edge_collab.cli.main import cli
+    from edge_collab.server.schema import ChatRequest
+    from edge_collab.settings import DEFAULT_MENTOR_BUDGET, GenerationSettings
+
+    assert GenerationSettings().mentor_budget == DEFAULT_MENTOR_BUDGET == 0.18
+    message = [{"role": "user", "content": "hi"}]
+    assert "mentor_budget" not in ChatRequest(messages=message).overrides()  # the server's default stands
+    assert ChatRequest(messages=message, mentor_budget=0).overrides()["mentor_budget"] is None
+    assert ChatRequest(messages=message, mentor_budget=0.3).overrides()["mentor_budget"] == 0.3
+    help_text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
+    assert "--mentor-budget" in help_text and "0 turns it off" in help_text and "default: 0.18" in help_text

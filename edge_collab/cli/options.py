@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from edge_collab.pair import VERIFIERS, CollabPair
-from edge_collab.settings import MODES, PROBE_POLICIES, GenerationSettings, ModelSettings
+from edge_collab.settings import DEFAULT_MENTOR_BUDGET, MODES, PROBE_POLICIES, GenerationSettings, ModelSettings
 
 _MODEL_OPTIONS = [
     click.option(
@@ -79,11 +79,13 @@ _PROBING_OPTIONS = [
     ),
     click.option(
         "--mentor-budget",
-        type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-        default=None,
+        type=click.FloatRange(0.0, 1.0, max_open=True),
+        default=DEFAULT_MENTOR_BUDGET,
+        show_default=True,
         help=(
-            "Target mentor share (e.g. 0.18): a controller moves the verifier's adoption bar "
-            "(the probe rate or threshold for always-mentor/always-student) during the run to reach it."
+            "Target mentor share: a controller moves the verifier's adoption bar (the probe rate or "
+            "threshold for always-mentor/always-student) over the run or session to reach it. "
+            "0 turns it off (the paper's fixed loop)."
         ),
     ),
 ]
@@ -153,7 +155,7 @@ def probing_settings(options: dict[str, Any]) -> dict[str, Any]:
     return {
         "probe_policy": options["probe_policy"],
         "uncertainty_threshold": options["uncertainty_threshold"],
-        "mentor_budget": options["mentor_budget"],
+        "mentor_budget": options["mentor_budget"] or None,  # 0: no controller
     }
 
 

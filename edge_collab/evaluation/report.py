@@ -49,15 +49,15 @@ class Run:
             "rstitch": "rstitch_tau",
             "takeover": "probe_rate",
         }
+        budget = f" budget {self.mentor_budget:g}" if self.mentor_budget is not None else ""
         if method in parameters and parameters[method] in self.header:
             name = parameters[method]
-            return f"{method} {name.split('_')[-1]}={self.header[name]:g}"
+            return f"{method} {name.split('_')[-1]}={self.header[name]:g}{budget}"
         if method != "collab":
             return method
         h = self.header
         uncertain = self.probe_policy == "uncertainty"
         probing = f"H≥{h['uncertainty_threshold']:g}" if uncertain else f"ρ={h['probe_rate']:g}"
-        budget = f" budget {self.mentor_budget:g}" if self.mentor_budget is not None else ""
         return f"collab {probing} k={h['segment_tokens']} {h['verifier']}{budget}"
 
     def total(self, key: str) -> float:

@@ -42,7 +42,7 @@ class _Common(_Strict):
     probe_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     segment_tokens: int | None = Field(default=None, ge=1, le=256)
     probe_policy: str | None = None
-    mentor_budget: float | None = Field(default=None, gt=0.0, lt=1.0)
+    mentor_budget: float | None = Field(default=None, ge=0.0, lt=1.0)  # 0: no controller
 
     @field_validator("stop")
     @classmethod
@@ -80,7 +80,10 @@ class _Common(_Strict):
             "max_new_tokens": self.max_tokens,
             "seed": self.seed,
         }
-        return {key: value for key, value in changes.items() if value is not None}
+        given = {key: value for key, value in changes.items() if value is not None}
+        if self.mentor_budget == 0:
+            given["mentor_budget"] = None  # the fixed loop, whatever the server's default
+        return given
 
 
 class ChatRequest(_Common):
