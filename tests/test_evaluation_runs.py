@@ -229,7 +229,8 @@ def test_a_resumed_budget_run_continues_the_controller(tiny_paths, small_task, t
 def test_methods_in_one_budget_run_each_have_their_own_controller(tiny_paths, small_task, tmp_path):
     budget = ("--mentor-budget", "0.2", "--probe-rate", "0.5", "--verifier", "always-mentor")
     together, alone = tmp_path / "together", tmp_path / "alone"
-    assert run_eval(tiny_paths, small_task, together, "--method", "collab", "--method", "takeover", *budget).exit_code == 0
+    both = ("--method", "collab", "--method", "takeover")
+    assert run_eval(tiny_paths, small_task, together, *both, *budget).exit_code == 0
     assert run_eval(tiny_paths, small_task, alone, "--method", "takeover", *budget).exit_code == 0
     (_, after_collab), (_, by_itself) = (
         read_results(next(folder.glob("*takeover*.jsonl"))) for folder in (together, alone)

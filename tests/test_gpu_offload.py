@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from engine_helpers import generate
 
 from edge_collab.backends.llamacpp import LlamaCppBackend, gpu_offload_supported
