@@ -63,6 +63,7 @@ def test_sweep_runs_the_grid_and_draws_the_frontier(tiny_paths, tmp_path):
     from test_tasks import FREE, write_bigbench
 
     from edge_collab.cli.main import cli
+    from edge_collab.evaluation.report import load_runs
 
     task = write_bigbench(tmp_path / "tiny-task", [dict(FREE, input=f"What is {i} plus {i}?") for i in range(4)])
     out = tmp_path / "sweep"
@@ -95,6 +96,15 @@ def test_sweep_runs_the_grid_and_draws_the_frontier(tiny_paths, tmp_path):
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
     for label in ("| student |", "| cosd alpha=0.5 |", "| takeover rate=0.25 |", "collab ρ=0.5 k=4", "collab ρ=1 k=4"):
         assert label in result.output, label
+    runs = {
+        (r.header["probe_rate"], r.header["segment_tokens"]): r
+        for r in load_runs([out])
+        if r.header["method"] == "collab"
+    }
+    assert set(runs) == {(0.5, 4), (1.0, 4)}
+    # Each grid point runs with its own probe rate, not the one the pair was opened with.
+    probes = {rate: sum(record["probes"] for record in run.items.values()) for (rate, _), run in runs.items()}
+    assert probes[1.0] > probes[0.5] > 0
     budgeted = CliRunner().invoke(
         cli,
         ["sweep", str(task), *tiny_pair(tiny_paths), "--probe-rates", "0.5", "--segment-lengths", "4"]

@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from edge_collab.errors import EdgeCollabError
@@ -197,9 +197,12 @@ def run_method(
         if record["id"] in wanted and record["id"] not in finished:
             finished.add(record["id"])
             totals.add(record)
+    # Every answer runs with these settings, not the pair's: a sweep opens one
+    # pair and runs each grid point through it.
+    run_settings = {f.name: getattr(settings, f.name) for f in fields(settings)} | {"mode": method}
     pressures = [r["budget_pressure"] for r in done if "budget_pressure" in r]
     if pressures and "mentor_budget" in header:
-        pair.resume_budget(pressures[-1], mode=method)
+        pair.resume_budget(pressures[-1], **run_settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     torn = _ends_mid_line(path)
     with path.open("a", encoding="utf-8") as sink:
@@ -212,7 +215,7 @@ def run_method(
             if item.id in finished:
                 continue
             question = build_question(item, settings.seed)
-            result = pair.generate(question.message, mode=method)
+            result = pair.generate(question.message, **run_settings)
             graded = grade(item, question, result.text)
             record = _item_record(item, method, result.text, result.stats, graded, question)
             if "mentor_budget" in header:
