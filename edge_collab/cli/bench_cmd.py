@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from edge_collab.bench import BENCH_PROMPTS, run_bench
-from edge_collab.cli.options import model_options, open_pair
+from edge_collab.cli.options import model_options, open_pair, probing_options, probing_settings
 from edge_collab.engine.generation import GenerationResult
 from edge_collab.settings import GenerationSettings
 
@@ -36,6 +36,7 @@ def _table(report: dict[str, Any]) -> str:
 
 @click.command()
 @model_options
+@probing_options
 @click.option(
     "--max-tokens", type=click.IntRange(1, 100_000), default=256, show_default=True, help="Answer cap per prompt."
 )
@@ -72,7 +73,11 @@ def bench(
 ) -> None:
     """Run student-alone, mentor-alone and collab on the same fixed prompts."""
     settings = GenerationSettings(
-        probe_rate=probe_rate, segment_tokens=segment_tokens, max_new_tokens=max_tokens, seed=seed
+        probe_rate=probe_rate,
+        segment_tokens=segment_tokens,
+        max_new_tokens=max_tokens,
+        seed=seed,
+        **probing_settings(options),
     )
     prompts = BENCH_PROMPTS[:prompt_count]
     with (
