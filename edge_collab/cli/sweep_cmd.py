@@ -80,6 +80,6 @@ def sweep(
             )
             run_with_progress(pair, loaded, items, method, settings, out, split, label)
     runs = [r for r in load_runs([out]) if r.task == loaded.name]
-    plot_frontier(runs, out / "frontier.png", f"{loaded.name}: accuracy against mentor share ({split} items)")
+    plot_frontier(runs, out / "frontier.png", f"{loaded.name} ({split} items)")
     click.echo(results_table(runs))
     click.echo(f"\nfrontier: {out / 'frontier.png'}", err=True)

@@ -250,14 +250,20 @@ def plot_throughput(runs: Sequence[Run], path: Path) -> None:
 
 def plot_frontier(runs: Sequence[Run], path: Path, title: str) -> None:
     """Accuracy against mentor share: collab's grid (one line per segment length,
-    points in probe-rate order) with every other method on the same axes."""
+    points in probe-rate order) with every other method, budgeted and
+    uncertainty-gated collab as points of their own, on the same axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6.4, 4.6))
-    collab = [r for r in runs if r.header["method"] == "collab"]
+
+    # Only the plain grid forms lines: a budgeted run's share is set by its target, not its ρ.
+    def on_grid(run: Run) -> bool:
+        return run.header["method"] == "collab" and run.mentor_budget is None and run.probe_policy == "random"
+
+    collab = [r for r in runs if on_grid(r)]
     for k in sorted({int(r.header["segment_tokens"]) for r in collab}):
         line = sorted((r for r in collab if int(r.header["segment_tokens"]) == k), key=lambda r: r.header["probe_rate"])
         axis.plot(
@@ -266,14 +272,15 @@ def plot_frontier(runs: Sequence[Run], path: Path, title: str) -> None:
             "-D",
             label=f"collab k={k} (ρ " + ", ".join(f"{r.header['probe_rate']:g}" for r in line) + ")",
         )
-    for run in (r for r in runs if r.header["method"] != "collab"):
+    for run in (r for r in runs if not on_grid(r)):
         method = str(run.header["method"])
+        variant = method == "collab"
         axis.plot(
             100 * run.mentor_share,
             100 * run.accuracy,
-            "o",
-            color=METHOD_COLOURS.get(method, "tab:grey"),
-            markersize=8,
+            "*" if variant else "o",
+            color="black" if variant else METHOD_COLOURS.get(method, "tab:grey"),
+            markersize=12 if variant else 8,
             label=run.label,
         )
     axis.set_xlabel("mentor share of answer tokens (%)")
