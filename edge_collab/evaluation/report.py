@@ -41,6 +41,11 @@ class Run:
         return str(self.header.get("probe_policy", "random"))  # absent from runs recorded before it existed
 
     @property
+    def is_fixed_loop(self) -> bool:
+        """Collab as in the paper: random probes, no budget controller."""
+        return self.header["method"] == "collab" and self.probe_policy == "random" and self.mentor_budget is None
+
+    @property
     def label(self) -> str:
         method = str(self.header["method"])
         parameters = {
@@ -171,7 +176,7 @@ def _first(runs: Sequence[Run], method: str) -> Run | None:
 
 def _comparison_pairs(runs: Sequence[Run], student: Run | None, mentor: Run | None) -> list[tuple[Run, Run]]:
     collabs = [r for r in runs if r.header["method"] == "collab"]
-    plain = [r for r in collabs if r.probe_policy == "random" and r.mentor_budget is None]
+    plain = [r for r in collabs if r.is_fixed_loop]
     reference = next(iter(plain or collabs), None)  # the paper's loop: random probes, no budget
     pairs = [(student, b) for b in runs if student is not None and b is not student]
     if reference is not None:
@@ -258,12 +263,8 @@ def plot_frontier(runs: Sequence[Run], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6.4, 4.6))
-
-    # Only the plain grid forms lines: a budgeted run's share is set by its target, not its ρ.
-    def on_grid(run: Run) -> bool:
-        return run.header["method"] == "collab" and run.mentor_budget is None and run.probe_policy == "random"
-
-    collab = [r for r in runs if on_grid(r)]
+    # Only the fixed loop forms lines: a budgeted run's share is set by its target, not its ρ.
+    collab = [r for r in runs if r.is_fixed_loop]
     for k in sorted({int(r.header["segment_tokens"]) for r in collab}):
         line = sorted((r for r in collab if int(r.header["segment_tokens"]) == k), key=lambda r: r.header["probe_rate"])
         axis.plot(
@@ -272,7 +273,7 @@ def plot_frontier(runs: Sequence[Run], path: Path, title: str) -> None:
             "-D",
             label=f"collab k={k} (ρ " + ", ".join(f"{r.header['probe_rate']:g}" for r in line) + ")",
         )
-    for run in (r for r in runs if not on_grid(r)):
+    for run in (r for r in runs if not r.is_fixed_loop):
         method = str(run.header["method"])
         variant = method == "collab"
         axis.plot(
