@@ -26,7 +26,7 @@ PIP_REBUILD_metal := --no-cache-dir --force-reinstall --no-deps
 
 DEMO_QUESTION ?= A train leaves at 3:40 pm and the trip takes 2 hours 35 minutes. When does it arrive? Think step by step.
 
-.PHONY: demo test check bench clean
+.PHONY: demo test check bench clean cmake-args
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,7 @@ bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The flags the llama-cpp-python build gets (scripts/check_gpu_build.sh reads them).
+cmake-args:
+	@echo $(CMAKE_ARGS_$(BACKEND))

@@ -9,7 +9,7 @@
 # CUDA_ARCH picks the GPU architecture (default: the card in this machine);
 # EXTRA_CMAKE_ARGS are added (e.g. -DGGML_CUDA_FA=OFF for a quicker build);
 # SITE is where both packages are installed (default: a new temporary folder).
-# Build dependencies (scikit-build-core, cmake, ninja, nvcc) must be there:
+# Build dependencies (make, scikit-build-core, cmake, ninja, nvcc) must be there:
 # nothing is downloaded, so it works on a machine without internet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +17,11 @@ source=${1:?usage: scripts/check_gpu_build.sh LLAMA_CPP_PYTHON_SOURCE [PYTEST AR
 shift
 PYTHON=${PYTHON:-python3}
 SITE=${SITE:-$(mktemp -d)}
-# The Makefile's CUDA flags: the linker flag keeps libggml-cuda from exporting
-# the C++ library code it links statically (else every model load crashes with
-# CUDA 13.0), GGML_NATIVE=OFF because a host CPU that advertises AMX faults.
-export CMAKE_ARGS="-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-native} \
--DCMAKE_SHARED_LINKER_FLAGS=-Wl,--exclude-libs,ALL -DGGML_NATIVE=OFF \
--DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF \
+# The Makefile's CUDA flags, so this checks the build users get (among them the
+# linker flag without which every model load crashed with CUDA 13.0), plus the
+# architecture and no llama.cpp programs.
+export CMAKE_ARGS="$(make -s --no-print-directory cmake-args BACKEND=cuda) \
+-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-native} -DLLAMA_BUILD_TESTS=OFF \
 -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF ${EXTRA_CMAKE_ARGS:-}"
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 start=$(date +%s)
