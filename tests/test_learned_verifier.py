@@ -15,16 +15,18 @@ from test_tasks import FREE, write_bigbench
 from edge_collab.cli.main import cli
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.runner import read_results
+from edge_collab.evaluation.tasks import _is_train
 from edge_collab.verifiers.base import Divergence
 from edge_collab.verifiers.collect import RecordingVerifier
 from edge_collab.verifiers.features import FEATURE_NAMES, DivergenceScores, feature_vector
 from edge_collab.verifiers.onnx_verifier import OnnxVerifier
-from edge_collab.verifiers.training import Mlp, export_onnx, load_records, train_mlp
+from edge_collab.verifiers.training import Mlp, _item_buckets, cross_validate, export_onnx, load_records, train_mlp
 
 
-def synthetic_records(path: Path, count: int = 400, seed: int = 0) -> Path:
+def synthetic_records(path: Path, count: int = 400, seed: int = 0, item_ids: list[str] | None = None) -> Path:
     """Divergences where the mentor's branch wins exactly when it is more confident than the student."""
     rng = np.random.default_rng(seed)
+    item_ids = item_ids or [f"item-{n}" for n in range(count // 2)]
     lines = [
         json.dumps({"type": "collect_header", "feature_names": list(FEATURE_NAMES), "student": "s", "mentor": "m"})
     ]
@@ -35,7 +37,7 @@ def synthetic_records(path: Path, count: int = 400, seed: int = 0) -> Path:
             json.dumps(
                 {
                     "type": "divergence",
-                    "item": f"item-{i // 2}",
+                    "item": item_ids[i // 2],
                     "features": features,
                     "self_margin": float(rng.normal()),
                     "self_adopted": False,
@@ -73,10 +75,22 @@ def test_training_learns_a_rule_and_beats_the_baselines(tmp_path):
     assert metrics["learned"]["accuracy"] > max(
         metrics["always_mentor"]["accuracy"], metrics["always_student"]["accuracy"]
     )
+    pooled = json.loads(verifier.metadata["metrics"])["cross_validated"]
+    assert pooled["divergences"]["count"] == 400 and pooled["learned"]["accuracy"] > 0.85
+    assert "5-fold, learned" in result.output
     assert verifier.trained_for == ("s", "m")
     assert json.loads(verifier.metadata["feature_names"]) == list(FEATURE_NAMES)
     info = CliRunner().invoke(cli, ["verifier", "info", str(out)], catch_exceptions=False)
     assert "feature_set_version: 1" in info.output and "training_command: edge-collab verifier train" in info.output
+
+
+def test_cross_validation_splits_a_task_s_training_items_into_every_fold(tmp_path):
+    """Training items are picked by a hash of their id; folds must not reuse that hash unsalted."""
+    training_ids = [f"task:{n}" for n in range(5000) if _is_train(f"task:{n}")][:150]
+    data = load_records([synthetic_records(tmp_path / "div.jsonl", count=300, item_ids=training_ids)])
+    assert np.bincount(_item_buckets(data.items, 5), minlength=5).min() > 20
+    pooled = cross_validate(data, 5, epochs=300)
+    assert pooled["divergences"]["count"] == 300 and pooled["learned"]["accuracy"] > 0.85
 
 
 def test_onnx_matches_the_numpy_model(tmp_path):

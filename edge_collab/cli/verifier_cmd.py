@@ -17,7 +17,14 @@ from edge_collab.evaluation.tasks import load_task, select
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.collect import collect_divergences
 from edge_collab.verifiers.onnx_verifier import read_metadata
-from edge_collab.verifiers.training import compare_on, export_onnx, held_out_mask, load_records, train_mlp
+from edge_collab.verifiers.training import (
+    compare_on,
+    cross_validate,
+    export_onnx,
+    held_out_mask,
+    load_records,
+    train_mlp,
+)
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -103,9 +110,18 @@ def collect(
     show_default=True,
     help="Share of items whose divergences are held out for the reported metrics.",
 )
+@click.option(
+    "--folds",
+    type=click.IntRange(0, 20),
+    default=5,
+    show_default=True,
+    help="Also cross-validate over all divergences with this many item folds (0: skip).",
+)
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.pass_context
-def train(ctx: click.Context, files: tuple[Path, ...], out: Path, hidden: int, held_out: float, seed: int) -> None:
+def train(
+    ctx: click.Context, files: tuple[Path, ...], out: Path, hidden: int, held_out: float, folds: int, seed: int
+) -> None:
     """Train an MLP on collected divergences and export it to ONNX."""
     dataset = load_records(files)
     mask = held_out_mask(dataset.items, held_out)
@@ -117,6 +133,8 @@ def train(ctx: click.Context, files: tuple[Path, ...], out: Path, hidden: int, h
         "training": compare_on(dataset, ~mask, model),
         "ties_excluded": dataset.ties,
     }
+    if folds >= 2:
+        metrics["cross_validated"] = cross_validate(dataset, folds, hidden=hidden, seed=seed)
     students = {json.loads(line)["student"] for f in files for line in f.read_text().splitlines()[:1]}
     mentors = {json.loads(line)["mentor"] for f in files for line in f.read_text().splitlines()[:1]}
     export_onnx(
@@ -132,14 +150,14 @@ def train(ctx: click.Context, files: tuple[Path, ...], out: Path, hidden: int, h
             "hidden_units": str(hidden),
         },
     )
-    held = metrics["held_out"]
     click.echo(
         f"decisive divergences: {len(dataset.labels)} ({int(mask.sum())} held out), ties excluded: {dataset.ties}"
     )
-    for name in ("learned", "self", "always_mentor", "always_student"):
-        row = held[name]
-        auc = f", AUC {row['auc']:.3f}" if "auc" in row and not np.isnan(row["auc"]) else ""
-        click.echo(f"  held out, {name:<15} accuracy {row['accuracy']:.1%}{auc}")
+    for section, label in (("held_out", "held out"), ("cross_validated", f"{folds}-fold")):
+        for name, row in metrics.get(section, {}).items():
+            if name != "divergences":
+                auc = f", AUC {row['auc']:.3f}" if "auc" in row and not np.isnan(row["auc"]) else ""
+                click.echo(f"  {label}, {name:<15} accuracy {row['accuracy']:.1%}{auc}")
     click.echo(f"written: {out}")
 
 
