@@ -220,22 +220,25 @@ class CollabPair:
             raise SettingsError(f"{self.student.name} cannot render prompts as text for a remote mentor")
         return str(render(messages))
 
-    def resume_budget(self, pressure: float, **overrides: object) -> None:
-        """Continue the budget controller from a pressure recorded by an
-        interrupted run, so that a resumed evaluation behaves as one unbroken run."""
+    def restart_budget(self, pressure: float = 0.0, **overrides: object) -> None:
+        """Restart the budget controller at `pressure`: 0 for a run of its own,
+        or the pressure an interrupted run recorded last, so that a resumed
+        evaluation behaves as one unbroken run. Without this, runs made one
+        after another through the same pair (a sweep's grid points, the tasks
+        of one `eval`) would each inherit the previous run's pressure."""
         settings = self.settings.with_changes(**overrides) if overrides else self.settings
-        budget = self._budget_for(settings)
+        budget = self._budget_for(settings, fresh=True)
         if budget is not None:
             budget.pressure = pressure
 
-    def _budget_for(self, settings: GenerationSettings) -> MentorBudget | None:
+    def _budget_for(self, settings: GenerationSettings, fresh: bool = False) -> MentorBudget | None:
         """The pair's budget controller for this method and target; it keeps its
         state across calls, so a series of answers converges as one run. Each
         method has its own: their shares respond to the pressure differently."""
         if settings.mode not in ("collab", "takeover") or settings.mentor_budget is None:
             return None
         key = (settings.mode, settings.mentor_budget)
-        if key not in self._budgets:
+        if fresh or key not in self._budgets:
             self._budgets[key] = MentorBudget(settings.mentor_budget)
         return self._budgets[key]
 

@@ -88,7 +88,7 @@ class MentorBudget:
     pressure is clamped to ±max_pressure against wind-up. The state carries
     across the answers of a run: a fresh run with the same seed and items
     behaves the same, and a resumed evaluation continues from the last
-    recorded pressure (`CollabPair.resume_budget`).
+    recorded pressure (`CollabPair.restart_budget`).
 
     The engine applies the pressure where it is cheapest: added to a graded
     verifier's log-odds for the mentor's segment (the adoption bar moves, no

@@ -237,3 +237,27 @@ def test_methods_in_one_budget_run_each_have_their_own_controller(tiny_paths, sm
     )
     assert [r["budget_pressure"] for r in after_collab] == [r["budget_pressure"] for r in by_itself]
     assert [r["text"] for r in after_collab] == [r["text"] for r in by_itself]
+
+
+def test_each_budgeted_run_through_one_pair_starts_its_own_controller(tiny_paths, small_task, tmp_path):
+    """A sweep runs its grid points through one pair; the second must not
+    inherit the first's pressure."""
+    from edge_collab.evaluation.report import load_runs
+
+    def sweep(out: Path, lengths: str) -> dict[int, list[float]]:
+        result = CliRunner().invoke(
+            cli,
+            ["sweep", str(small_task), *tiny_pair(tiny_paths), "--probe-rates", "0.5", "--segment-lengths", lengths]
+            + ["--baselines", "", "--mentor-budget", "0.2", "--verifier", "always-mentor", "--split", "all"]
+            + ["--max-tokens", "24", "--out", str(out)],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        return {
+            run.header["segment_tokens"]: [record["budget_pressure"] for record in run.items.values()]
+            for run in load_runs([out])
+        }
+
+    together, alone = sweep(tmp_path / "together", "4,8"), sweep(tmp_path / "alone", "8")
+    assert together[8] == alone[8]
+    assert together[4][-1] != 0.0  # the first grid point did leave a pressure behind

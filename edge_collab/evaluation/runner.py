@@ -201,8 +201,8 @@ def run_method(
     # pair and runs each grid point through it.
     run_settings = {f.name: getattr(settings, f.name) for f in fields(settings)} | {"mode": method}
     pressures = [r["budget_pressure"] for r in done if "budget_pressure" in r]
-    if pressures and "mentor_budget" in header:
-        pair.resume_budget(pressures[-1], **run_settings)
+    if "mentor_budget" in header:  # each results file is one run of the controller
+        pair.restart_budget(pressures[-1] if pressures else 0.0, **run_settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     torn = _ends_mid_line(path)
     with path.open("a", encoding="utf-8") as sink:
