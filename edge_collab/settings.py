@@ -28,6 +28,10 @@ def _require(condition: bool, message: str) -> None:
 
 # The mentor share the product aims at (the paper's average share).
 DEFAULT_MENTOR_BUDGET = 0.18
+# Chosen on development items (README, "How the defaults were chosen"); every
+# command that has these options takes its default from here.
+DEFAULT_PROBE_RATE = 0.25
+DEFAULT_SEGMENT_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,8 @@ class GenerationSettings:
     """
 
     mode: Mode = "collab"
-    probe_rate: float = 0.25
-    segment_tokens: int = 16
+    probe_rate: float = DEFAULT_PROBE_RATE
+    segment_tokens: int = DEFAULT_SEGMENT_TOKENS
     max_new_tokens: int = 512
     seed: int = 0
     temperature: float = 0.0

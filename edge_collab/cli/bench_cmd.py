@@ -12,7 +12,7 @@ import click
 from edge_collab.bench import BENCH_PROMPTS, run_bench
 from edge_collab.cli.options import model_options, open_pair, probing_options, probing_settings
 from edge_collab.engine.generation import GenerationResult
-from edge_collab.settings import GenerationSettings
+from edge_collab.settings import DEFAULT_PROBE_RATE, DEFAULT_SEGMENT_TOKENS, GenerationSettings
 
 
 def _table(report: dict[str, Any]) -> str:
@@ -40,8 +40,8 @@ def _table(report: dict[str, Any]) -> str:
 @click.option(
     "--max-tokens", type=click.IntRange(1, 100_000), default=256, show_default=True, help="Answer cap per prompt."
 )
-@click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=0.25, show_default=True)
-@click.option("--segment-tokens", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=DEFAULT_PROBE_RATE, show_default=True)
+@click.option("--segment-tokens", type=click.IntRange(1, 256), default=DEFAULT_SEGMENT_TOKENS, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option(
     "--prompts",

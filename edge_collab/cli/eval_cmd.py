@@ -13,7 +13,7 @@ from edge_collab.cli.options import model_options, open_pair, probing_options, p
 from edge_collab.evaluation.runner import RunningTotals, run_method
 from edge_collab.evaluation.tasks import Item, Task, load_task, select
 from edge_collab.pair import CollabPair
-from edge_collab.settings import MODES, GenerationSettings
+from edge_collab.settings import DEFAULT_PROBE_RATE, DEFAULT_SEGMENT_TOKENS, MODES, GenerationSettings
 
 
 def _show_on(bar: Any) -> Callable[[RunningTotals], None]:
@@ -67,8 +67,8 @@ def run_with_progress(
     help="Large tasks keep one item in ten for training the verifier; evaluate on the rest.",
 )
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
-@click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=0.25, show_default=True)
-@click.option("--segment-tokens", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=DEFAULT_PROBE_RATE, show_default=True)
+@click.option("--segment-tokens", type=click.IntRange(1, 256), default=DEFAULT_SEGMENT_TOKENS, show_default=True)
 @click.option("--max-tokens", type=click.IntRange(1, 100_000), default=512, show_default=True)
 @click.option("--temperature", type=click.FloatRange(0.0, 5.0), default=0.0, show_default=True)
 @click.option(

@@ -8,7 +8,15 @@ from typing import Any
 import click
 
 from edge_collab.pair import VERIFIERS, CollabPair
-from edge_collab.settings import DEFAULT_MENTOR_BUDGET, MODES, PROBE_POLICIES, GenerationSettings, ModelSettings
+from edge_collab.settings import (
+    DEFAULT_MENTOR_BUDGET,
+    DEFAULT_PROBE_RATE,
+    DEFAULT_SEGMENT_TOKENS,
+    MODES,
+    PROBE_POLICIES,
+    GenerationSettings,
+    ModelSettings,
+)
 
 _MODEL_OPTIONS = [
     click.option(
@@ -101,14 +109,14 @@ _GENERATION_OPTIONS = [
     click.option(
         "--probe-rate",
         type=click.FloatRange(0.0, 1.0),
-        default=0.25,
+        default=DEFAULT_PROBE_RATE,
         show_default=True,
         help="Probability that a word step probes the mentor.",
     ),
     click.option(
         "--segment-tokens",
         type=click.IntRange(1, 256),
-        default=16,
+        default=DEFAULT_SEGMENT_TOKENS,
         show_default=True,
         help="Lookahead tokens each model writes at a divergence.",
     ),
