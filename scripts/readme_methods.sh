@@ -11,18 +11,21 @@ COMMON=(--max-tokens 512 --threads 1 --out "$OUT")
 PLAIN=(--mentor-budget 0 "${COMMON[@]}")  # no budget controller: the paper's fixed loop
 $EC data fetch bigbench elementary_math_qa general_knowledge strategyqa >/dev/null
 
-baselines() {  # the literature's methods on all 70 general_knowledge items and 50 math items, two on strategyqa
+baselines() {  # the literature's methods on all 70 general_knowledge items, 50 math and 50 strategyqa items
   $EC eval general_knowledge --method cosd --method nudging --method rstitch --method average --method takeover \
     --limit 70 "${PLAIN[@]}"
   $EC eval elementary_math_qa/question_only --method cosd --limit 50 "${COMMON[@]}"
   $EC eval elementary_math_qa/question_only --method nudging --method rstitch --method average --method takeover \
     --limit 50 "${PLAIN[@]}"
   $EC eval strategyqa --method cosd --method average --limit 50 "${COMMON[@]}"
+  $EC eval strategyqa --method nudging --method rstitch --limit 50 "${PLAIN[@]}"
 }
-controlled() {  # the budget controller over 100 items, uncertainty-gated probing, the budget on general_knowledge
+controlled() {  # the budget controller (100 math items, all general_knowledge, 50 strategyqa), uncertainty gating, takeover on strategyqa
   $EC eval elementary_math_qa/question_only --method collab --mentor-budget 0.18 --limit 100 "${COMMON[@]}"
   $EC eval general_knowledge --method collab --probe-policy uncertainty --limit 70 "${PLAIN[@]}"
   $EC eval general_knowledge --method collab --mentor-budget 0.18 --limit 70 "${COMMON[@]}"
+  $EC eval strategyqa --method takeover --limit 50 "${PLAIN[@]}"
+  $EC eval strategyqa --method collab --mentor-budget 0.18 --limit 50 "${COMMON[@]}"
 }
 baselines &
 controlled

@@ -13,5 +13,6 @@ $EC data fetch bigbench elementary_math_qa >/dev/null
 
 $EC sweep "$TASK" --probe-rates 0.25,0.5 --segment-lengths 16 --baselines student,mentor --mentor-budget 0 "${COMMON[@]}"
 $EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 16 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
-$EC sweep "$TASK" --probe-rates 0.1 --segment-lengths 8,16 --baselines "" --mentor-budget 0 "${COMMON[@]}"
 $EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 8 --baselines cosd --mentor-budget 0 "${COMMON[@]}"
+$EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 8 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
+$EC sweep "$TASK" --probe-rates 0.1,0.05 --segment-lengths 16 --baselines "" --mentor-budget 0 "${COMMON[@]}"
