@@ -7,7 +7,7 @@
 # one-thread llama.cpp processes write about 1.3x the tokens of one two-thread
 # process there (measured: student 2 x 27 vs 43 tok/s, mentor 2 x 18 vs 26).
 # STREAMS=1 runs everything in one stream with all cores. Collab here is the
-# paper's fixed loop (--mentor-budget 0); scripts/readme_methods.sh adds the budget.
+# paper's fixed loop (--mentor-budget 0, k = 16); scripts/readme_methods.sh adds the budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EC=${EC:-.venv/bin/edge-collab}
@@ -19,7 +19,7 @@ run() {  # run TASK:LIMIT... in order, with the given --threads option
   local threads=$1; shift
   for spec in "$@"; do
     $EC eval "${spec%%:*}" --method student --method mentor --method collab --limit "${spec##*:}" \
-      --mentor-budget 0 --max-tokens 512 $threads --out "$OUT"
+      --mentor-budget 0 --segment-tokens 16 --max-tokens 512 $threads --out "$OUT"
   done
 }
 

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EC=${EC:-.venv/bin/edge-collab}
 OUT=${OUT:-results/readme}
-COMMON=(--max-tokens 512 --threads 1 --out "$OUT")
+# k = 16: the default when these runs were made (8 since the development sweep)
+COMMON=(--segment-tokens 16 --max-tokens 512 --threads 1 --out "$OUT")
 PLAIN=(--mentor-budget 0 "${COMMON[@]}")  # no budget controller: the paper's fixed loop
 $EC data fetch bigbench elementary_math_qa general_knowledge strategyqa >/dev/null
 
@@ -26,6 +27,8 @@ controlled() {  # the budget controller (100 math items, all general_knowledge, 
   $EC eval general_knowledge --method collab --mentor-budget 0.18 --limit 70 "${COMMON[@]}"
   $EC eval strategyqa --method takeover --limit 50 "${PLAIN[@]}"
   $EC eval strategyqa --method collab --mentor-budget 0.18 --limit 50 "${COMMON[@]}"
+  # the new default (k = 8, budget 0.18) on the test items, after the development sweep chose it
+  $EC eval elementary_math_qa/question_only --method collab --mentor-budget 0.18 --limit 50 "${COMMON[@]}" --segment-tokens 8
 }
 baselines &
 controlled

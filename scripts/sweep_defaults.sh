@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The development-item sweep behind the shipped defaults (README, "How the
-# defaults were chosen"): elementary_math_qa's training split, never its test
-# items, default pair, greedy, 512-token cap, one thread. Runs in the order
+# defaults were chosen"): the training splits of elementary_math_qa and strategyqa, never their test
+# items; default pair, greedy, 512-token cap, one thread. Runs in the order
 # that matters most if cut short; rerunning resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +16,10 @@ $EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 16 --baselines "" --mento
 $EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 8 --baselines cosd --mentor-budget 0 "${COMMON[@]}"
 $EC sweep "$TASK" --probe-rates 0.25 --segment-lengths 8 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
 $EC sweep "$TASK" --probe-rates 0.1,0.05 --segment-lengths 16 --baselines "" --mentor-budget 0 "${COMMON[@]}"
+# A second task: strategyqa's training split (the verifier data comes from it
+# too; none of it is reported as accuracy). Budgeted grid points run as sweeps
+# of their own, one controller each.
+$EC data fetch bigbench strategyqa >/dev/null
+$EC sweep strategyqa --probe-rates 0.25 --segment-lengths 16 --baselines student,mentor --mentor-budget 0 "${COMMON[@]}"
+$EC sweep strategyqa --probe-rates 0.25 --segment-lengths 16 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
+$EC sweep strategyqa --probe-rates 0.25 --segment-lengths 8 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
