@@ -31,7 +31,7 @@ DEFAULT_MENTOR_BUDGET = 0.18
 # Chosen on development items (README, "How the defaults were chosen"); every
 # command that has these options takes its default from here.
 DEFAULT_PROBE_RATE = 0.25
-DEFAULT_SEGMENT_TOKENS = 8
+DEFAULT_SEGMENT_TOKENS = 16
 
 
 @dataclass(frozen=True)

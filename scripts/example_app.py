@@ -3,7 +3,7 @@ from edge_collab import CollabPair, GenerationSettings, Source
 
 QUESTIONS = ["What is 17 * 23?", "Name the largest planet in the solar system."]
 
-settings = GenerationSettings(probe_rate=0.25, segment_tokens=8, max_new_tokens=200)
+settings = GenerationSettings(probe_rate=0.25, segment_tokens=16, max_new_tokens=200)
 with CollabPair.open(settings=settings) as pair:        # the installed default pair
     for question in QUESTIONS:
         print(f"Q: {question}\nA: ", end="")

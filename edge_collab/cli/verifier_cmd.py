@@ -53,8 +53,8 @@ def verifier() -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="JSONL file to append to.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most N training items per task.")
 @click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True)
-# k = 16 as in the committed verifier data (results/verifier/), not the engine default: a
-# verifier trained on one segment length sees other log-probability statistics at another.
+# Its own default, not the engine's: k = 16 as in the committed data (results/verifier/); a
+# verifier trained at one segment length sees other log-probability statistics at another.
 @click.option("--segment-tokens", type=click.IntRange(1, 256), default=16, show_default=True)
 @click.option("--max-tokens", type=click.IntRange(1, 100_000), default=384, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
