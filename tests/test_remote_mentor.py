@@ -24,15 +24,17 @@ def server(tiny_paths):
         yield url
 
 
-def open_remote(tiny_paths, url: str, **kwargs) -> CollabPair:
-    settings = GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3)
+# k = 16 pinned: at k = 8 this prompt shows an open discrepancy (see the xfail test below).
+SETTINGS = GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3, segment_tokens=16)
+
+
+def open_remote(tiny_paths, url: str, settings: GenerationSettings = SETTINGS, **kwargs) -> CollabPair:
     return CollabPair.open(
         str(tiny_paths["student"]), url, settings=settings, student_settings=ModelSettings(n_ctx=512), **kwargs
     )
 
 
-def open_local(tiny_paths) -> CollabPair:
-    settings = GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3)
+def open_local(tiny_paths, settings: GenerationSettings = SETTINGS) -> CollabPair:
     return CollabPair.open(
         str(tiny_paths["student"]),
         str(tiny_paths["mentor"]),
@@ -70,6 +72,22 @@ def test_remote_and_local_mentor_give_the_same_answer(tiny_paths, server, verifi
         near.stats.divergences,
         near.stats.adoptions,
     )
+
+
+@pytest.mark.xfail(strict=True, reason="open: at k=8 the local mentor's 10th segment differs from the server's")
+def test_remote_and_local_mentor_agree_at_segment_length_8(tiny_paths, server):
+    """Known and not yet explained: after nine identical pieces the in-process
+    mentor writes ' equa c plu...' where the server writes ' plu on m...'; a
+    fresh read of the same text by the mentor model also predicts ' plu', so the
+    local mentor's context at that point is what needs explaining (a
+    non-canonical tokenization of the answer, or stale cache state)."""
+    settings = SETTINGS.with_changes(segment_tokens=8)
+    with (
+        open_remote(tiny_paths, server, settings, verifier="always-mentor") as remote,
+        open_local(tiny_paths, settings) as local,
+    ):
+        local.verifier_name = "always-mentor"
+        assert remote.generate(PROMPT).text == local.generate(PROMPT).text
 
 
 @pytest.mark.skipif(llama_server_binary() is None, reason="llama.cpp's llama-server is not installed")
