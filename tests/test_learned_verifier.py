@@ -78,6 +78,8 @@ def test_training_learns_a_rule_and_beats_the_baselines(tmp_path):
     pooled = json.loads(verifier.metadata["metrics"])["cross_validated"]
     assert pooled["divergences"]["count"] == 400 and pooled["learned"]["accuracy"] > 0.85
     assert "5-fold, learned" in result.output
+    one_fold = CliRunner().invoke(cli, ["verifier", "train", str(records), "--out", str(out), "--folds", "1"])
+    assert one_fold.exit_code == 2 and "at least 2 folds" in one_fold.output
     assert verifier.trained_for == ("s", "m")
     assert json.loads(verifier.metadata["feature_names"]) == list(FEATURE_NAMES)
     info = CliRunner().invoke(cli, ["verifier", "info", str(out)], catch_exceptions=False)

@@ -125,6 +125,8 @@ def train(
     ctx: click.Context, files: tuple[Path, ...], out: Path, hidden: int, held_out: float, folds: int, seed: int
 ) -> None:
     """Train an MLP on collected divergences and export it to ONNX."""
+    if folds == 1:
+        raise click.BadParameter("cross-validation needs at least 2 folds (0 skips it)", param_hint="--folds")
     dataset = load_records(files)
     mask = held_out_mask(dataset.items, held_out)
     if mask.all() or not mask.any():
