@@ -77,10 +77,12 @@ def test_remote_and_local_mentor_give_the_same_answer(tiny_paths, server, verifi
 @pytest.mark.xfail(strict=True, reason="open: at k=8 the local mentor's 10th segment differs from the server's")
 def test_remote_and_local_mentor_agree_at_segment_length_8(tiny_paths, server):
     """Known and not yet explained: after nine identical pieces the in-process
-    mentor writes ' equa c plu...' where the server writes ' plu on m...'; a
-    fresh read of the same text by the mentor model also predicts ' plu', so the
-    local mentor's context at that point is what needs explaining (a
-    non-canonical tokenization of the answer, or stale cache state)."""
+    mentor's segment starts with the student's word (' equa c plu...') where the
+    server's starts at once with ' plu on m...'; a fresh read of the prompt text
+    and answer by the mentor model predicts ' plu'. Seen only with the budget on
+    (without it no probe falls on that word). Candidates: the in-process mentor
+    reads the prompt as template token ids and the server as text (these random
+    tiny models are sensitive to any difference), or the local link's split."""
     settings = SETTINGS.with_changes(segment_tokens=8)
     with (
         open_remote(tiny_paths, server, settings, verifier="always-mentor") as remote,
