@@ -24,7 +24,7 @@ def server(tiny_paths):
         yield url
 
 
-# k = 16 pinned: at k = 8 this prompt shows an open discrepancy (see the xfail test below).
+# k = 16 pinned: at k = 8 this prompt meets a limit of text prompts (see the xfail test below).
 SETTINGS = GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3, segment_tokens=16)
 
 

@@ -16,6 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -168,13 +169,14 @@ def _choices(y: np.ndarray, learned: np.ndarray, margin: np.ndarray) -> dict[str
     }
 
 
-def cross_validate(dataset: Dataset, folds: int = 5, **training: int) -> dict[str, dict[str, float]]:
+def cross_validate(dataset: Dataset, folds: int = 5, **training: Any) -> dict[str, dict[str, float]]:
     """Every decisive divergence scored once by a model that never saw its item.
 
     With a few hundred divergences one held-out quarter is a noisy verdict;
     pooling the out-of-fold predictions of `folds` models (items split by
     hash) judges the learned rule on all of them, beside the self verifier
-    and the constant choices on the same divergences.
+    and the constant choices on the same divergences. `training` goes to
+    train_mlp (hidden, epochs, learning_rate, weight_decay, seed).
     """
     bucket = _item_buckets(dataset.items, folds)
     scores = np.full(len(dataset.labels), np.nan)
