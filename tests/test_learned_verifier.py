@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from engine_helpers import generate
 from test_cli import tiny_pair
-from test_tasks import FREE, write_bigbench
+from test_tasks import CHOICE, FREE, write_bigbench
 
 from edge_collab.cli.main import cli
 from edge_collab.errors import VerifierError
@@ -23,8 +23,12 @@ from edge_collab.verifiers.onnx_verifier import OnnxVerifier
 from edge_collab.verifiers.training import Mlp, _item_buckets, cross_validate, export_onnx, load_records, train_mlp
 
 
-def synthetic_records(path: Path, count: int = 400, seed: int = 0, item_ids: list[str] | None = None) -> Path:
-    """Divergences where the mentor's branch wins exactly when it is more confident than the student."""
+def synthetic_records(
+    path: Path, count: int = 400, seed: int = 0, item_ids: list[str] | None = None, belief_only: bool = False
+) -> Path:
+    """Divergences where the mentor's branch wins exactly when it is more confident
+    than the student; `belief_only`: labelled only by the gold-answer belief, as
+    `collect --no-finish` writes them."""
     rng = np.random.default_rng(seed)
     item_ids = item_ids or [f"item-{n}" for n in range(count // 2)]
     lines = [
@@ -41,8 +45,10 @@ def synthetic_records(path: Path, count: int = 400, seed: int = 0, item_ids: lis
                     "features": features,
                     "self_margin": float(rng.normal()),
                     "self_adopted": False,
-                    "student_correct": not mentor_better,
-                    "mentor_correct": mentor_better,
+                    "student_correct": None if belief_only else not mentor_better,
+                    "mentor_correct": None if belief_only else mentor_better,
+                    "gold_logprob_after_student": -2.0,
+                    "gold_logprob_after_mentor": -1.0 if mentor_better else -3.0,
                 }
             )
         )
@@ -84,6 +90,27 @@ def test_training_learns_a_rule_and_beats_the_baselines(tmp_path):
     assert json.loads(verifier.metadata["feature_names"]) == list(FEATURE_NAMES)
     info = CliRunner().invoke(cli, ["verifier", "info", str(out)], catch_exceptions=False)
     assert "feature_set_version: 1" in info.output and "training_command: edge-collab verifier train" in info.output
+
+
+def test_a_belief_trained_verifier_is_judged_on_outcomes_of_other_items(tmp_path):
+    beliefs = synthetic_records(tmp_path / "cheap.jsonl", count=400, belief_only=True)
+    outcomes = synthetic_records(
+        tmp_path / "finished.jsonl", count=100, seed=1, item_ids=[f"item-{n}" for n in range(150, 200)]
+    )
+    out = tmp_path / "verifier.onnx"
+    args = ["verifier", "train", str(beliefs), "--out", str(out), "--label", "belief", "--evaluate-on", str(outcomes)]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # items 150-199 of the cheap file are the judged file's items: left out of training
+    assert "decisive divergences (belief label): 300" in result.output and "left out for --evaluate-on: 100" in result.output
+    metrics = json.loads(OnnxVerifier(out).metadata["metrics"])
+    assert metrics["label"] == "belief" and metrics["outcome_test"]["divergences"]["count"] == 100
+    assert metrics["outcome_test"]["learned"]["accuracy"] > 0.85
+    # the outcome label alone finds nothing decisive in the cheap file
+    refused = CliRunner().invoke(cli, ["verifier", "train", str(beliefs), "--out", str(out)])
+    assert refused.exit_code == 1 and "no divergences decisive under the outcome label" in refused.output
+    both = CliRunner().invoke(cli, ["verifier", "train", str(outcomes), "--out", str(out), "--label", "belief"])
+    assert "the belief label agrees with the outcome on 100.0% of 100 divergences" in both.output
 
 
 def test_cross_validation_splits_a_task_s_training_items_into_every_fold(tmp_path):
@@ -183,6 +210,8 @@ def test_collect_records_outcomes_and_resumes(tiny_paths, tmp_path, isolated_dat
     divergences = [line for line in lines if line["type"] == "divergence"]
     assert divergences and all(set(d["features"]) == set(FEATURE_NAMES) for d in divergences)
     assert all(isinstance(d["student_correct"], bool) and isinstance(d["mentor_correct"], bool) for d in divergences)
+    beliefs = [d[key] for d in divergences for key in ("gold_logprob_after_student", "gold_logprob_after_mentor")]
+    assert all(isinstance(b, float) and b <= 0 for b in beliefs)
     assert sum(1 for line in lines if line["type"] == "item_done") == 2
     again = CliRunner().invoke(cli, [*args, "--limit", "3"], catch_exceptions=False)
     assert again.exit_code == 0, again.output
@@ -216,3 +245,43 @@ def test_reused_student_finishes_are_what_a_fresh_finish_writes(tiny_paths, tmp_
     assert checks and all(checks)
     done = [json.loads(line) for line in out.read_text().splitlines() if '"item_done"' in line]
     assert sum(line["student_finishes_reused"] for line in done) == len(checks)
+
+
+def test_the_gold_answer_label_is_what_a_fresh_context_gives(tiny_paths, tmp_path, isolated_data_dir, monkeypatch):
+    """The cheap label is read on a scratch branch of the student's cache; each
+    is checked here against scoring the same tokens from an empty cache."""
+    from edge_collab.engine.sampling import token_logprobs
+
+    checks: list[float] = []
+    misaligned: list[float] = []  # the same, one prefix token short: what the check must tell apart
+    cached = RecordingVerifier._gold_logprob
+
+    def from_scratch(self, context):  # type: ignore[no-untyped-def]
+        self.student.begin_branch(0)
+        try:
+            self.student.append([*context, *self._answer_cue])
+            rows = self.student.score(self._gold_tokens)
+        finally:
+            self.student.end_branch(keep=False)
+        return float(token_logprobs(rows[:-1], self._gold_tokens).sum())
+
+    def checked(self, branch_at, then):  # type: ignore[no-untyped-def]
+        value = cached(self, branch_at, then)
+        prefix = self.student.tokens[:branch_at]
+        checks.append(abs(value - from_scratch(self, [*prefix, *then])))
+        misaligned.append(abs(value - from_scratch(self, [*prefix[:-1], *then])))
+        return value
+
+    monkeypatch.setattr(RecordingVerifier, "_gold_logprob", checked)
+    task = write_bigbench(tmp_path / "many", [dict(CHOICE, input=f"How many legs, case {i}?") for i in range(300)])
+    out = tmp_path / "divergences.jsonl"
+    args = ["verifier", "collect", str(task), *tiny_pair(tiny_paths), "--max-tokens", "60", "--limit", "3"]
+    result = CliRunner().invoke(cli, [*args, "--no-finish", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # llama.cpp's numbers move a little with how the tokens are batched (a cached
+    # prefix then a few tokens, or all in one pass): measured up to 0.04 nats,
+    # where one prefix token too few moves them by 0.37 or more.
+    assert checks and max(checks) < 0.1 < min(misaligned)
+    divergences = [json.loads(line) for line in out.read_text().splitlines() if '"divergence"' in line]
+    assert len(divergences) * 2 == len(checks)
+    assert all(d["student_correct"] is None and d["mentor_correct"] is None for d in divergences)

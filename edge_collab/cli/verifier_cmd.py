@@ -18,6 +18,7 @@ from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.collect import collect_divergences
 from edge_collab.verifiers.onnx_verifier import read_metadata
 from edge_collab.verifiers.training import (
+    Label,
     compare_on,
     cross_validate,
     export_onnx,
@@ -58,6 +59,13 @@ def verifier() -> None:
 @click.option("--segment-tokens", type=click.IntRange(1, 256), default=16, show_default=True)
 @click.option("--max-tokens", type=click.IntRange(1, 100_000), default=384, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option(
+    "--finish/--no-finish",
+    default=True,
+    show_default=True,
+    help="Finish the answer from both branches and grade them (the outcome label; slow). "
+    "--no-finish records only the cheap gold-answer label.",
+)
 @click.pass_context
 def collect(
     ctx: click.Context,
@@ -68,10 +76,12 @@ def collect(
     segment_tokens: int,
     max_tokens: int,
     seed: int,
+    finish: bool,
     **options: Any,
 ) -> None:
     """Run collab on TASKS' training items and record each divergence with the
-    outcome of finishing the answer from either branch."""
+    outcome of finishing the answer from either branch, and the student's
+    probability of the gold answer right after either branch."""
     settings = GenerationSettings(
         probe_rate=probe_rate, segment_tokens=segment_tokens, max_new_tokens=max_tokens, seed=seed
     )
@@ -82,6 +92,7 @@ def collect(
         "segment_tokens": segment_tokens,
         "max_new_tokens": max_tokens,
         "seed": seed,
+        "finish": finish,
     }
     with open_pair(ctx, {**options, "verifier": "self"}, settings) as pair:
         header |= {"student": pair.student.name, "mentor": pair.mentor_name}
@@ -97,7 +108,7 @@ def collect(
                 def update(done: int, records: int, bar: Any = bar) -> None:
                     bar.update(done - bar.pos, f"{records} divergences")
 
-                done, records = collect_divergences(pair, items, settings, out, header, on_item=update)
+                done, records = collect_divergences(pair, items, settings, out, header, finish, on_item=update)
             click.echo(f"{task.name}: {done} items, {records} divergences -> {out}")
 
 
@@ -120,14 +131,41 @@ def collect(
     help="Also cross-validate over all divergences with this many item folds (0: skip).",
 )
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option(
+    "--label",
+    type=click.Choice(["outcome", "belief"]),
+    default="outcome",
+    show_default=True,
+    help="Train on finished-answer outcomes, or on the student's gold-answer probability after each branch.",
+)
+@click.option(
+    "--evaluate-on",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also judge the model on these files' outcome-labelled divergences (their items are left out of training).",
+)
 @click.pass_context
 def train(
-    ctx: click.Context, files: tuple[Path, ...], out: Path, hidden: int, held_out: float, folds: int, seed: int
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    out: Path,
+    hidden: int,
+    held_out: float,
+    folds: int,
+    seed: int,
+    label: Label,
+    evaluate_on: tuple[Path, ...],
 ) -> None:
     """Train an MLP on collected divergences and export it to ONNX."""
     if folds == 1:
         raise click.BadParameter("cross-validation needs at least 2 folds (0 skips it)", param_hint="--folds")
-    dataset = load_records(files)
+    dataset = load_records(files, label)
+    outcome_test = load_records(evaluate_on) if evaluate_on else None
+    left_out = 0
+    if outcome_test is not None:
+        dataset, left_out = dataset.without_items(set(outcome_test.items))
+    if not len(dataset.labels):
+        raise click.ClickException(f"no divergences decisive under the {label} label in {', '.join(map(str, files))}")
     mask = held_out_mask(dataset.items, held_out)
     if mask.all() or not mask.any():
         raise click.ClickException("too few items to hold some out; collect more")
@@ -139,6 +177,9 @@ def train(
     }
     if folds >= 2:
         metrics["cross_validated"] = cross_validate(dataset, folds, hidden=hidden, seed=seed)
+    if outcome_test is not None:
+        metrics["outcome_test"] = compare_on(outcome_test, np.ones(len(outcome_test.labels), dtype=bool), model)
+    metrics["label"] = label
     students = {json.loads(line)["student"] for f in files for line in f.read_text().splitlines()[:1]}
     mentors = {json.loads(line)["mentor"] for f in files for line in f.read_text().splitlines()[:1]}
     export_onnx(
@@ -155,13 +196,22 @@ def train(
         },
     )
     click.echo(
-        f"decisive divergences: {len(dataset.labels)} ({int(mask.sum())} held out), ties excluded: {dataset.ties}"
+        f"decisive divergences ({label} label): {len(dataset.labels)} ({int(mask.sum())} held out), "
+        f"ties excluded: {dataset.ties}" + (f", left out for --evaluate-on: {left_out}" if outcome_test else "")
     )
-    for section, label in (("held_out", "held out"), ("cross_validated", f"{folds}-fold")):
+    compared = ~np.isnan(dataset.outcomes)
+    if label == "belief" and compared.any():
+        agreement = float((dataset.labels[compared] == dataset.outcomes[compared]).mean())
+        shared = int(compared.sum())
+        click.echo(f"  the belief label agrees with the outcome on {agreement:.1%} of {shared} divergences")
+    sections = [("held_out", "held out"), ("cross_validated", f"{folds}-fold")]
+    if outcome_test is not None:
+        sections.append(("outcome_test", f"outcomes of --evaluate-on ({len(outcome_test.labels)})"))
+    for section, title in sections:
         for name, row in metrics.get(section, {}).items():
             if name != "divergences":
                 auc = f", AUC {row['auc']:.3f}" if "auc" in row and not np.isnan(row["auc"]) else ""
-                click.echo(f"  {label}, {name:<15} accuracy {row['accuracy']:.1%}{auc}")
+                click.echo(f"  {title}, {name:<15} accuracy {row['accuracy']:.1%}{auc}")
     click.echo(f"written: {out}")
 
 

@@ -6,6 +6,13 @@ the student alone (on a scratch branch of its cache) and grades both against
 the gold answer: the label says which branch led to a correct answer, i.e. it
 measures outcome, not imitation of the mentor. Lines are written as items
 finish; a rerun skips finished items.
+
+Finishing costs two student decodes per divergence and most divergences end
+in a tie (both right or both wrong), so decisive labels are scarce. A second,
+cheap and dense label comes with every divergence: the student's
+log-probability of the gold answer when asked for it right after each branch
+(one short forward pass per branch). Collection can skip the finishes and
+record only that (`finish=False`); which label trains is chosen at training.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import numpy as np
 
 from edge_collab.backends.base import ModelBackend
 from edge_collab.engine.generation import Prompts, start_generation
-from edge_collab.engine.sampling import TokenChooser
+from edge_collab.engine.sampling import TokenChooser, token_logprobs
 from edge_collab.engine.writer import ModelWriter
 from edge_collab.errors import IncompatiblePairError
 from edge_collab.evaluation.grading import grade
@@ -43,6 +50,7 @@ class RecordingVerifier:
     question: Question
     prompt_length: int
     max_new_tokens: int
+    finish: bool = True  # also finish from both branches and grade (the outcome label)
     records: list[dict] = field(default_factory=list)  # type: ignore[type-arg]
     needs_scores = True
     graded = True
@@ -54,14 +62,20 @@ class RecordingVerifier:
         # again from a later point of it would write the same tokens: reused.
         self._student_finish: tuple[list[int], bool] | None = None
         self.finishes_reused = 0
+        self._answer_cue, self._gold_tokens = _answer_cue_and_gold(self.student, self.item, self.question)
 
     def choose(self, divergence: Divergence) -> Verdict:
         assert divergence.scores is not None
         verdict = self._self_verifier.choose(divergence)
         assert verdict.lean is not None
         mentor_tokens = self.student.tokenize(divergence.mentor_text.encode("utf-8"))
-        student_correct = self._student_outcome()
-        mentor_correct = self._finish_and_grade(divergence.prefix_length, mentor_tokens)[1]
+        here = len(self.student)  # the prefix and the student's segment
+        student_belief = self._gold_logprob(here, [])
+        mentor_belief = self._gold_logprob(divergence.prefix_length, mentor_tokens)
+        student_correct = mentor_correct = None
+        if self.finish:
+            student_correct = self._student_outcome()
+            mentor_correct = self._finish_and_grade(divergence.prefix_length, mentor_tokens)[1]
         features = feature_vector(divergence.scores)
         self.records.append(
             {
@@ -72,11 +86,27 @@ class RecordingVerifier:
                 "self_adopted": verdict.adopt_mentor,
                 "student_correct": student_correct,
                 "mentor_correct": mentor_correct,
+                "gold_logprob_after_student": student_belief,
+                "gold_logprob_after_mentor": mentor_belief,
                 "student_text": divergence.student_text,
                 "mentor_text": divergence.mentor_text,
             }
         )
         return verdict
+
+    def _gold_logprob(self, branch_at: int, then: list[int]) -> float | None:
+        """The student's log-probability of the gold answer, asked for right
+        after context[:branch_at] + then (on a scratch branch)."""
+        if not self._gold_tokens:
+            return None
+        student = self.student
+        student.begin_branch(branch_at)
+        try:
+            student.append([*then, *self._answer_cue])
+            rows = student.score(self._gold_tokens)
+        finally:
+            student.end_branch(keep=False)
+        return float(token_logprobs(rows[:-1], self._gold_tokens).sum())
 
     def _student_outcome(self) -> bool:
         here = self.student.tokens
@@ -105,12 +135,23 @@ class RecordingVerifier:
         return finished, grade(self.item, self.question, reply).correct
 
 
+def _answer_cue_and_gold(student: ModelBackend, item: Item, question: Question) -> tuple[list[int], list[int]]:
+    """The tokens that ask for the answer in the prompts' own format
+    ("Answer: (letter)" or "Answer: <answer>"), and the gold answer's."""
+    if question.options and item.gold in question.options:
+        cue, gold = "\nAnswer: (", question.letter_of(item.gold)
+    else:
+        cue, gold = "\nAnswer: ", item.gold
+    return student.tokenize(cue.encode("utf-8")), student.tokenize(gold.encode("utf-8"))
+
+
 def collect_divergences(
     pair: CollabPair,
     items: list[Item],
     settings: GenerationSettings,
     out: Path,
     header: dict,  # type: ignore[type-arg]
+    finish: bool = True,
     on_item: Callable[[int, int], None] = lambda done, records: None,
 ) -> tuple[int, int]:
     """Run collab on each item not yet in `out`, appending its divergences.
@@ -142,7 +183,9 @@ def collect_divergences(
             if not isinstance(mentor, ModelBackend):
                 raise IncompatiblePairError("collecting verifier data needs a local mentor")
             prompts = Prompts(pair.student.chat_prompt(messages), mentor.chat_prompt(messages))
-            recorder = RecordingVerifier(pair.student, item, question, len(prompts.student), settings.max_new_tokens)
+            recorder = RecordingVerifier(
+                pair.student, item, question, len(prompts.student), settings.max_new_tokens, finish
+            )
             start_generation(pair.student, pair.mentor, recorder, settings.with_changes(mode="collab"), prompts).run()
             done = {
                 "type": "item_done",

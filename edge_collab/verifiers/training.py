@@ -1,12 +1,17 @@
 """Training the learned verifier: a small MLP in numpy, exported to ONNX.
 
 Input: divergence records from `edge-collab verifier collect` (features, the
-self verifier's choice, and the outcome of finishing the answer from each
-branch with the student alone). Only decisive divergences train: one branch
-led to a correct answer and the other did not (label 1 when the mentor's
-did). Ties (both right or both wrong) carry no signal about which branch is
-better and are counted, not used. Held-out divergences are those of held-out
-*items*, so no item contributes to both sides.
+self verifier's choice, and two labels). Label "outcome": finishing the answer
+from each branch with the student alone; only decisive divergences train, where
+one branch led to a correct answer and the other did not (1 when the mentor's
+did); ties (both right or both wrong) carry no signal about which branch is
+better and are counted, not used. Label "belief": whether the mentor's branch
+raised the student's log-probability of the gold answer, asked for right after
+the branch, by more than BELIEF_TIE_NATS over the student's branch (smaller
+differences count as ties). It exists for every divergence and is cheap, but
+it is a proxy: what counts is the outcome, so a belief-trained verifier is
+judged on outcome-labelled divergences of other items. Held-out divergences
+are those of held-out *items*, so no item contributes to both sides.
 """
 
 from __future__ import annotations
@@ -16,13 +21,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from edge_collab.errors import VerifierError
 from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME
+
+Label = Literal["outcome", "belief"]
+BELIEF_TIE_NATS = 0.1
 
 
 @dataclass
@@ -33,11 +41,43 @@ class Dataset:
     items: list[str]
     ties: int
     sources: list[str]
+    outcomes: np.ndarray  # the outcome label where one is decisive, else nan (for comparing labels)
+
+    def without_items(self, excluded: set[str]) -> tuple[Dataset, int]:
+        """The divergences of other items, and how many were dropped."""
+        keep = np.asarray([item not in excluded for item in self.items], dtype=bool)
+        subset = Dataset(
+            self.features[keep],
+            self.labels[keep],
+            self.self_margin[keep],
+            [item for item, kept in zip(self.items, keep, strict=True) if kept],
+            self.ties,
+            self.sources,
+            self.outcomes[keep],
+        )
+        return subset, int((~keep).sum())
 
 
-def load_records(paths: Sequence[Path]) -> Dataset:
-    features, labels, margins, items, sources = [], [], [], [], []
+def _outcome(record: dict) -> float | None:  # type: ignore[type-arg]
+    student, mentor = record.get("student_correct"), record.get("mentor_correct")
+    if student is None or mentor is None or student == mentor:
+        return None
+    return 1.0 if mentor else 0.0
+
+
+def _belief(record: dict) -> float | None:  # type: ignore[type-arg]
+    student, mentor = record.get("gold_logprob_after_student"), record.get("gold_logprob_after_mentor")
+    if student is None or mentor is None or abs(mentor - student) < BELIEF_TIE_NATS:
+        return None
+    return 1.0 if mentor > student else 0.0
+
+
+def load_records(paths: Sequence[Path], label: Label = "outcome") -> Dataset:
+    """The divergences decisive under `label`; the others are counted as ties
+    (records collected without that label are skipped)."""
+    features, labels, margins, items, sources, outcomes = [], [], [], [], [], []
     ties = 0
+    labelled = _outcome if label == "outcome" else _belief
     for path in paths:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
@@ -55,16 +95,19 @@ def load_records(paths: Sequence[Path]) -> Dataset:
                 continue
             if record.get("type") != "divergence":
                 continue
-            if record["student_correct"] == record["mentor_correct"]:
-                ties += 1
+            value = labelled(record)
+            if value is None:
+                ties += _has_label(record, label)
                 continue
             try:
                 features.append([float(record["features"][name]) for name in FEATURE_NAMES])
             except KeyError as missing:
                 raise VerifierError(f"{path}:{number}: feature {missing} missing") from None
-            labels.append(1.0 if record["mentor_correct"] else 0.0)
+            labels.append(value)
             margins.append(float(record["self_margin"]))
             items.append(str(record["item"]))
+            outcome = _outcome(record)
+            outcomes.append(np.nan if outcome is None else outcome)
     return Dataset(
         np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)),
         np.asarray(labels),
@@ -72,7 +115,18 @@ def load_records(paths: Sequence[Path]) -> Dataset:
         items,
         ties,
         sources,
+        np.asarray(outcomes, dtype=np.float64),
     )
+
+
+_LABEL_FIELDS = {
+    "outcome": ("student_correct", "mentor_correct"),
+    "belief": ("gold_logprob_after_student", "gold_logprob_after_mentor"),
+}
+
+
+def _has_label(record: dict, label: Label) -> bool:  # type: ignore[type-arg]
+    return all(record.get(key) is not None for key in _LABEL_FIELDS[label])
 
 
 def _item_buckets(items: Sequence[str], count: int) -> np.ndarray:
