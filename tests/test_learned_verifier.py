@@ -218,6 +218,12 @@ def test_collect_records_outcomes_and_resumes(tiny_paths, tmp_path, isolated_dat
     done = [json.loads(line)["item"] for line in out.read_text().splitlines() if '"item_done"' in line]
     assert len(done) == 3 and len(set(done)) == 3
     assert read_results(out)[0] is None  # not an eval results file: report ignores it
+    other = tmp_path / "cheap.jsonl"
+    cheap = [*args[:-1], str(other), "--limit", "2", "--no-finish", "--skip-items-of", str(out)]
+    assert CliRunner().invoke(cli, cheap, catch_exceptions=False).exit_code == 0
+    fresh = [json.loads(line)["item"] for line in other.read_text().splitlines() if '"item_done"' in line]
+    assert len(fresh) == 2 and not set(fresh) & set(done)
+    assert json.loads(other.read_text().splitlines()[0])["finish"] is False
 
 
 def test_reused_student_finishes_are_what_a_fresh_finish_writes(tiny_paths, tmp_path, isolated_data_dir, monkeypatch):

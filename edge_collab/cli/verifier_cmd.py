@@ -15,7 +15,7 @@ import numpy as np
 from edge_collab.cli.options import model_options, open_pair
 from edge_collab.evaluation.tasks import load_task, select
 from edge_collab.settings import GenerationSettings
-from edge_collab.verifiers.collect import collect_divergences
+from edge_collab.verifiers.collect import collect_divergences, finished_items
 from edge_collab.verifiers.onnx_verifier import read_metadata
 from edge_collab.verifiers.training import (
     Label,
@@ -66,6 +66,12 @@ def verifier() -> None:
     help="Finish the answer from both branches and grade them (the outcome label; slow). "
     "--no-finish records only the cheap gold-answer label.",
 )
+@click.option(
+    "--skip-items-of",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Leave out the items another collection file has finished (e.g. the items kept for --evaluate-on).",
+)
 @click.pass_context
 def collect(
     ctx: click.Context,
@@ -77,6 +83,7 @@ def collect(
     max_tokens: int,
     seed: int,
     finish: bool,
+    skip_items_of: tuple[Path, ...],
     **options: Any,
 ) -> None:
     """Run collab on TASKS' training items and record each divergence with the
@@ -96,11 +103,13 @@ def collect(
     }
     with open_pair(ctx, {**options, "verifier": "self"}, settings) as pair:
         header |= {"student": pair.student.name, "mentor": pair.mentor_name}
+        skipped = set().union(*(finished_items(path)[0] for path in skip_items_of))
         for spec in tasks:
             task = load_task(spec, ctx.obj["data_dir"])
-            items = select(task, "train", limit)
+            items = select(task, "train")
             if not items:
                 raise click.ClickException(f"{task.name} has no training items (tasks under 200 items have none)")
+            items = [item for item in items if item.id not in skipped][:limit]
             with click.progressbar(
                 length=len(items), label=f"collect {task.name}", show_eta=True, show_pos=True, file=sys.stderr
             ) as bar:

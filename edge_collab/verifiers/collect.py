@@ -145,6 +145,22 @@ def _answer_cue_and_gold(student: ModelBackend, item: Item, question: Question) 
     return student.tokenize(cue.encode("utf-8")), student.tokenize(gold.encode("utf-8"))
 
 
+def finished_items(path: Path) -> tuple[set[str], int]:
+    """The items a collection file has finished, and their divergences in all."""
+    done: set[str] = set()
+    recorded = 0
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by an interrupted collection
+            if record.get("type") == "item_done":
+                done.add(record["item"])
+                recorded += int(record["divergences"])
+    return done, recorded
+
+
 def collect_divergences(
     pair: CollabPair,
     items: list[Item],
@@ -157,17 +173,7 @@ def collect_divergences(
     """Run collab on each item not yet in `out`, appending its divergences.
     Returns (items of `items` done, divergences recorded in the whole file);
     `on_item` gets the same after each item."""
-    done_items: set[str] = set()
-    recorded = 0
-    if out.exists():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("type") == "item_done":
-                done_items.add(record["item"])
-                recorded += int(record["divergences"])
+    done_items, recorded = finished_items(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a", encoding="utf-8") as sink:
         if not done_items and out.stat().st_size == 0:
