@@ -102,7 +102,8 @@ def test_a_belief_trained_verifier_is_judged_on_outcomes_of_other_items(tmp_path
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     # items 150-199 of the cheap file are the judged file's items: left out of training
-    assert "decisive divergences (belief label): 300" in result.output and "left out for --evaluate-on: 100" in result.output
+    assert "decisive divergences (belief label): 300" in result.output
+    assert "left out for --evaluate-on: 100" in result.output
     metrics = json.loads(OnnxVerifier(out).metadata["metrics"])
     assert metrics["label"] == "belief" and metrics["outcome_test"]["divergences"]["count"] == 100
     assert metrics["outcome_test"]["learned"]["accuracy"] > 0.85
