@@ -26,10 +26,10 @@ run() {  # run TASK:LIMIT... in order, with the given --threads option
 math="elementary_math_qa/question_only"
 if [ "$STREAMS" = 1 ]; then
   run "" general_knowledge:20 strategyqa:20 $math:20 general_knowledge:50 strategyqa:50 $math:50 \
-    general_knowledge:70 strategyqa:70 $math:100
+    general_knowledge:70 strategyqa:100 $math:100
 else
   run "--threads 1" $math:20 $math:50 $math:100 &
-  run "--threads 1" general_knowledge:50 strategyqa:50 general_knowledge:70 strategyqa:70
+  run "--threads 1" general_knowledge:50 strategyqa:50 general_knowledge:70 strategyqa:100
   wait
 fi
 $EC report "$OUT"
