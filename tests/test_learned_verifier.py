@@ -114,6 +114,16 @@ def test_a_belief_trained_verifier_is_judged_on_outcomes_of_other_items(tmp_path
     assert "the belief label agrees with the outcome on 100.0% of 100 divergences" in both.output
 
 
+def test_leaving_items_out_leaves_out_their_ties_too(tmp_path):
+    data = load_records([synthetic_records(tmp_path / "div.jsonl")])
+    assert data.ties == 1 and len(data.labels) == 400
+    without_tie, dropped = data.without_items({"tie"})
+    assert (without_tie.ties, dropped, len(without_tie.labels)) == (0, 0, 400)
+    without_two, dropped = data.without_items({"item-0", "item-1"})
+    assert (without_two.ties, dropped, len(without_two.labels)) == (1, 4, 396)
+    assert "item-0" not in without_two.items and len(without_two.outcomes) == 396
+
+
 def test_cross_validation_splits_a_task_s_training_items_into_every_fold(tmp_path):
     """Training items are picked by a hash of their id; folds must not reuse that hash unsalted."""
     training_ids = [f"task:{n}" for n in range(5000) if _is_train(f"task:{n}")][:150]

@@ -39,34 +39,50 @@ class Dataset:
     labels: np.ndarray  # 1: the mentor's branch was better
     self_margin: np.ndarray  # the self verifier's logit(B) - logit(A)
     items: list[str]
-    ties: int
+    tie_items: list[str]  # the item of each divergence the label calls a tie
     sources: list[str]
     outcomes: np.ndarray  # the outcome label where one is decisive, else nan (for comparing labels)
 
+    @property
+    def ties(self) -> int:
+        return len(self.tie_items)
+
     def without_items(self, excluded: set[str]) -> tuple[Dataset, int]:
-        """The divergences of other items, and how many were dropped."""
+        """The divergences (decisive and ties) of other items, and how many decisive ones were dropped."""
         keep = np.asarray([item not in excluded for item in self.items], dtype=bool)
         subset = Dataset(
             self.features[keep],
             self.labels[keep],
             self.self_margin[keep],
             [item for item, kept in zip(self.items, keep, strict=True) if kept],
-            self.ties,
+            [item for item in self.tie_items if item not in excluded],
             self.sources,
             self.outcomes[keep],
         )
         return subset, int((~keep).sum())
 
 
+_LABEL_FIELDS = {
+    "outcome": ("student_correct", "mentor_correct"),
+    "belief": ("gold_logprob_after_student", "gold_logprob_after_mentor"),
+}
+
+
+def _label_fields(record: dict, label: Label) -> tuple[Any, Any]:  # type: ignore[type-arg]
+    """The record's (student branch, mentor branch) values for `label`; None where not collected."""
+    student, mentor = (record.get(key) for key in _LABEL_FIELDS[label])
+    return student, mentor
+
+
 def _outcome(record: dict) -> float | None:  # type: ignore[type-arg]
-    student, mentor = record.get("student_correct"), record.get("mentor_correct")
+    student, mentor = _label_fields(record, "outcome")
     if student is None or mentor is None or student == mentor:
         return None
     return 1.0 if mentor else 0.0
 
 
 def _belief(record: dict) -> float | None:  # type: ignore[type-arg]
-    student, mentor = record.get("gold_logprob_after_student"), record.get("gold_logprob_after_mentor")
+    student, mentor = _label_fields(record, "belief")
     if student is None or mentor is None or abs(mentor - student) < BELIEF_TIE_NATS:
         return None
     return 1.0 if mentor > student else 0.0
@@ -76,7 +92,7 @@ def load_records(paths: Sequence[Path], label: Label = "outcome") -> Dataset:
     """The divergences decisive under `label`; the others are counted as ties
     (records collected without that label are skipped)."""
     features, labels, margins, items, sources, outcomes = [], [], [], [], [], []
-    ties = 0
+    tie_items: list[str] = []
     labelled = _outcome if label == "outcome" else _belief
     for path in paths:
         try:
@@ -97,7 +113,8 @@ def load_records(paths: Sequence[Path], label: Label = "outcome") -> Dataset:
                 continue
             value = labelled(record)
             if value is None:
-                ties += _has_label(record, label)
+                if None not in _label_fields(record, label):
+                    tie_items.append(str(record["item"]))
                 continue
             try:
                 features.append([float(record["features"][name]) for name in FEATURE_NAMES])
@@ -113,20 +130,10 @@ def load_records(paths: Sequence[Path], label: Label = "outcome") -> Dataset:
         np.asarray(labels),
         np.asarray(margins),
         items,
-        ties,
+        tie_items,
         sources,
         np.asarray(outcomes, dtype=np.float64),
     )
-
-
-_LABEL_FIELDS = {
-    "outcome": ("student_correct", "mentor_correct"),
-    "belief": ("gold_logprob_after_student", "gold_logprob_after_mentor"),
-}
-
-
-def _has_label(record: dict, label: Label) -> bool:  # type: ignore[type-arg]
-    return all(record.get(key) is not None for key in _LABEL_FIELDS[label])
 
 
 def _item_buckets(items: Sequence[str], count: int) -> np.ndarray:
