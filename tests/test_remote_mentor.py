@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from servers import MODELS_REPLY, delaying_proxy, llama_cpp_server, llama_server, llama_server_binary, scripted_server
 
 from edge_collab import CollabPair, GenerationSettings, ModelSettings
+from edge_collab.backends.llamacpp import gpu_offload_supported
 from edge_collab.cli.main import cli
 from edge_collab.errors import MentorUnavailableError
 from edge_collab.remote.breaker import CircuitBreaker
@@ -74,13 +75,21 @@ def test_remote_and_local_mentor_give_the_same_answer(tiny_paths, server, verifi
     )
 
 
-@pytest.mark.xfail(strict=True, reason="a server re-tokenizes the text; the answer's own token boundaries differ")
+# Strict where it was seen to fail: on CPU builds. A CUDA build computes prompt
+# batches on the GPU even with no layers offloaded, and on an H200 both mentors
+# then happened to predict the same token after the seam (the test passed).
+@pytest.mark.xfail(
+    strict=not gpu_offload_supported(),
+    reason="a server re-tokenizes the text; the answer's own token boundaries differ",
+)
 def test_remote_and_local_mentor_agree_at_segment_length_8(tiny_paths, server):
     """A limit of text prompts: here the answer holds ' c' + 'a' (a mentor
     segment ended after ' c'), which the server re-tokenizes as ' ca'; from
     that different context the server's mentor predicts another token than the
     in-process mentor, which reads the answer's own ids. Sending token ids to
-    servers that accept them would remove it. Found at k=8 with the budget on."""
+    servers that accept them would remove it. Found at k=8 with the budget on.
+    The re-tokenization is the same everywhere; whether the two contexts lead
+    to different predictions depends on the build's arithmetic."""
     settings = SETTINGS.with_changes(segment_tokens=8)
     with (
         open_remote(tiny_paths, server, settings, verifier="always-mentor") as remote,
