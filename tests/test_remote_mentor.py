@@ -76,8 +76,8 @@ def test_remote_and_local_mentor_give_the_same_answer(tiny_paths, server, verifi
 
 
 # Strict where it was seen to fail: on CPU builds. A CUDA build computes prompt
-# batches on the GPU even with no layers offloaded, and on an H200 both mentors
-# then happened to predict the same token after the seam (the test passed).
+# batches on the GPU even with no layers offloaded (llama.cpp's op offload), and
+# on an H200 the test passed: both mentors predicted the same token after the seam.
 @pytest.mark.xfail(
     strict=not gpu_offload_supported(),
     reason="a server re-tokenizes the text; the answer's own token boundaries differ",
