@@ -235,6 +235,18 @@ def test_collect_records_outcomes_and_resumes(tiny_paths, tmp_path, isolated_dat
     fresh = [json.loads(line)["item"] for line in other.read_text().splitlines() if '"item_done"' in line]
     assert len(fresh) == 2 and not set(fresh) & set(done)
     assert json.loads(other.read_text().splitlines()[0])["finish"] is False
+    # The gold-answer label added afterwards to outcome-labelled items: the same
+    # divergences, since finishing the branches leaves the answer as it was.
+    relabelled = tmp_path / "relabelled.jsonl"
+    again = [*args[:-1], str(relabelled), "--no-finish", "--only-items-of", str(out)]
+    assert CliRunner().invoke(cli, again, catch_exceptions=False).exit_code == 0
+
+    def divergence_view(path: Path) -> list[tuple]:
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        keys = ("item", "student_text", "mentor_text", "gold_logprob_after_student", "gold_logprob_after_mentor")
+        return [tuple(r[key] for key in keys) for r in records if r["type"] == "divergence"]
+
+    assert divergence_view(relabelled) == divergence_view(out)
 
 
 def test_reused_student_finishes_are_what_a_fresh_finish_writes(tiny_paths, tmp_path, isolated_data_dir, monkeypatch):

@@ -72,6 +72,13 @@ def verifier() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Leave out the items another collection file has finished (e.g. the items kept for --evaluate-on).",
 )
+@click.option(
+    "--only-items-of",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Collect only the items another collection file has finished (e.g. to add the gold-answer "
+    "label to outcome-labelled items: same settings, same divergences).",
+)
 @click.pass_context
 def collect(
     ctx: click.Context,
@@ -84,6 +91,7 @@ def collect(
     seed: int,
     finish: bool,
     skip_items_of: tuple[Path, ...],
+    only_items_of: tuple[Path, ...],
     **options: Any,
 ) -> None:
     """Run collab on TASKS' training items and record each divergence with the
@@ -104,12 +112,13 @@ def collect(
     with open_pair(ctx, {**options, "verifier": "self"}, settings) as pair:
         header |= {"student": pair.student.name, "mentor": pair.mentor_name}
         skipped = set().union(*(finished_items(path)[0] for path in skip_items_of))
+        wanted = set().union(*(finished_items(path)[0] for path in only_items_of)) if only_items_of else None
         for spec in tasks:
             task = load_task(spec, ctx.obj["data_dir"])
             items = select(task, "train")
             if not items:
                 raise click.ClickException(f"{task.name} has no training items (tasks under 200 items have none)")
-            items = [item for item in items if item.id not in skipped][:limit]
+            items = [item for item in items if item.id not in skipped and (wanted is None or item.id in wanted)][:limit]
             with click.progressbar(
                 length=len(items), label=f"collect {task.name}", show_eta=True, show_pos=True, file=sys.stderr
             ) as bar:
