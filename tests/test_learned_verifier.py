@@ -83,6 +83,11 @@ def test_training_learns_a_rule_and_beats_the_baselines(tmp_path):
     )
     pooled = json.loads(verifier.metadata["metrics"])["cross_validated"]
     assert pooled["divergences"]["count"] == 400 and pooled["learned"]["accuracy"] > 0.85
+    # The self verifier here is a coin (margin 0 keeps the student): the learned
+    # rule wins most disagreements, far beyond chance.
+    versus = pooled["learned_vs_self"]
+    assert versus["wins"] > 3 * versus["losses"] and versus["p"] < 1e-6
+    assert "learned right where self was wrong" in result.output
     assert "5-fold, learned" in result.output
     one_fold = CliRunner().invoke(cli, ["verifier", "train", str(records), "--out", str(out), "--folds", "1"])
     assert one_fold.exit_code == 2 and "at least 2 folds" in one_fold.output

@@ -227,7 +227,12 @@ def train(
         sections.append(("outcome_test", f"outcomes of --evaluate-on ({len(outcome_test.labels)})"))
     for section, title in sections:
         for name, row in metrics.get(section, {}).items():
-            if name != "divergences":
+            if name.startswith("learned_vs_"):
+                click.echo(
+                    f"  {title}, learned right where {name.removeprefix('learned_vs_')} was wrong "
+                    f"{row['wins']:.0f}, the reverse {row['losses']:.0f} (sign test p = {row['p']:.2f})"
+                )
+            elif name != "divergences":
                 auc = f", AUC {row['auc']:.3f}" if "auc" in row and not np.isnan(row["auc"]) else ""
                 click.echo(f"  {title}, {name:<15} accuracy {row['accuracy']:.1%}{auc}")
     click.echo(f"written: {out}")

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edge_collab.errors import VerifierError
+from edge_collab.evaluation.significance import sign_test_p
 from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME
 
@@ -221,13 +222,20 @@ def compare_on(dataset: Dataset, mask: np.ndarray, model: Mlp) -> dict[str, dict
 
 
 def _choices(y: np.ndarray, learned: np.ndarray, margin: np.ndarray) -> dict[str, dict[str, float]]:
-    return {
-        "learned": {"accuracy": float(((learned > 0.5) == y).mean()), "auc": auc(learned, y)},
+    learned_right = (learned > 0.5) == y
+    rows = {
+        "learned": {"accuracy": float(learned_right.mean()), "auc": auc(learned, y)},
         "self": {"accuracy": float(((margin > 0) == y).mean()), "auc": auc(margin, y)},
         "always_mentor": {"accuracy": float((y == 1).mean())},
         "always_student": {"accuracy": float((y == 0).mean())},
         "divergences": {"count": float(len(y))},
     }
+    # On the same divergences: where exactly one of the two chose right, how
+    # often it was the learned verifier, and whether that split could be chance.
+    for name, right in (("self", (margin > 0) == y), ("always_mentor", y == 1)):
+        wins, losses = int((learned_right & ~right).sum()), int((~learned_right & right).sum())
+        rows[f"learned_vs_{name}"] = {"wins": float(wins), "losses": float(losses), "p": sign_test_p(wins, losses)}
+    return rows
 
 
 def cross_validate(dataset: Dataset, folds: int = 5, **training: Any) -> dict[str, dict[str, float]]:
