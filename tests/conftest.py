@@ -39,25 +39,25 @@ def tiny_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 TEST_GPU_LAYERS = int(os.environ.get("EDGE_COLLAB_TEST_GPU_LAYERS", "0"))
 
 
-def _open(path: Path) -> LlamaCppBackend:
+def open_tiny(path: Path) -> LlamaCppBackend:
     return LlamaCppBackend(path, ModelSettings(n_ctx=TINY_CONTEXT, threads=2, gpu_layers=TEST_GPU_LAYERS))
 
 
 @pytest.fixture
 def student(tiny_paths: dict[str, Path]):
-    with _open(tiny_paths["student"]) as backend:
+    with open_tiny(tiny_paths["student"]) as backend:
         yield backend
 
 
 @pytest.fixture
 def mentor(tiny_paths: dict[str, Path]):
-    with _open(tiny_paths["mentor"]) as backend:
+    with open_tiny(tiny_paths["mentor"]) as backend:
         yield backend
 
 
 @pytest.fixture
 def other_tokenizer_mentor(tiny_paths: dict[str, Path]):
-    with _open(tiny_paths["other"]) as backend:
+    with open_tiny(tiny_paths["other"]) as backend:
         yield backend
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import open_tiny
 
 from edge_collab.backends.llamacpp import LlamaCppBackend
 from edge_collab.engine.seam import seam_tokens
@@ -108,3 +109,23 @@ def test_truncated_gguf(tmp_path: Path, tiny_paths):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelFileError, match="cannot load .*(corrupted|incomplete|bounds)"):
         LlamaCppBackend(path)
+
+
+def test_branch_hidden_state_is_what_a_fresh_context_computes_and_changes_nothing(student, tiny_paths):
+    """The verifier's hidden-state input: read on a scratch branch with the
+    logits beside it, the same as evaluating the whole text from an empty
+    cache, and the main context is left exactly as it was."""
+    context = student.tokenize(b"the cat sat", add_bos=True)
+    student.append(context)
+    before = student.next_logits().copy()
+    extra = student.tokenize(b" on the mat")
+    logits, hidden = student.branch_logits_and_hidden(len(context), extra)
+    assert hidden.shape == (student.hidden_size,) and np.isfinite(hidden).all() and np.abs(hidden).max() > 0
+    np.testing.assert_allclose(logits, student.branch_logits(len(context), extra), atol=1e-4)
+    assert student.tokens == context
+    np.testing.assert_allclose(student.next_logits(), before, atol=1e-4)
+    with open_tiny(tiny_paths["student"]) as fresh:
+        _, again = fresh.branch_logits_and_hidden(0, context + extra)
+    np.testing.assert_allclose(hidden, again, atol=1e-3 * float(np.abs(again).max()))
+    _, elsewhere = student.branch_logits_and_hidden(len(context), student.tokenize(b" on the cat"))
+    assert np.abs(elsewhere - hidden).max() > 1e-3 * float(np.abs(hidden).max())

@@ -12,13 +12,14 @@ from engine_helpers import generate
 from test_cli import tiny_pair
 from test_tasks import CHOICE, FREE, write_bigbench
 
+from edge_collab.backends.llamacpp import LlamaCppBackend
 from edge_collab.cli.main import cli
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.runner import read_results
 from edge_collab.evaluation.tasks import _is_train
 from edge_collab.verifiers.base import Divergence
 from edge_collab.verifiers.collect import RecordingVerifier
-from edge_collab.verifiers.features import FEATURE_NAMES, DivergenceScores, feature_vector
+from edge_collab.verifiers.features import FEATURE_NAMES, DivergenceScores, decode_hidden_state, feature_vector
 from edge_collab.verifiers.onnx_verifier import OnnxVerifier
 from edge_collab.verifiers.training import Mlp, _item_buckets, cross_validate, export_onnx, load_records, train_mlp
 
@@ -243,7 +244,7 @@ def test_collect_records_outcomes_and_resumes(tiny_paths, tmp_path, isolated_dat
     # The gold-answer label added afterwards to outcome-labelled items: the same
     # divergences, since finishing the branches leaves the answer as it was.
     relabelled = tmp_path / "relabelled.jsonl"
-    again = [*args[:-1], str(relabelled), "--no-finish", "--only-items-of", str(out)]
+    again = [*args[:-1], str(relabelled), "--no-finish", "--only-items-of", str(out), "--hidden-state"]
     assert CliRunner().invoke(cli, again, catch_exceptions=False).exit_code == 0
 
     def divergence_view(path: Path) -> list[tuple]:
@@ -252,6 +253,14 @@ def test_collect_records_outcomes_and_resumes(tiny_paths, tmp_path, isolated_dat
         return [tuple(r[key] for key in keys) for r in records if r["type"] == "divergence"]
 
     assert divergence_view(relabelled) == divergence_view(out)
+    # --hidden-state adds the student's hidden state at the end of the self verifier's question
+    hidden = [json.loads(line).get("verifier_question_hidden") for line in relabelled.read_text().splitlines()]
+    vectors = [decode_hidden_state(text) for text in hidden if text is not None]
+    with LlamaCppBackend(tiny_paths["student"]) as student:
+        size = student.hidden_size
+    assert len(vectors) == len(divergence_view(out)) and all(v.shape == (size,) for v in vectors)
+    assert all(np.isfinite(v).all() for v in vectors) and len({v.tobytes() for v in vectors}) == len(vectors)
+    assert not any('"verifier_question_hidden"' in line for line in out.read_text().splitlines())
 
 
 def test_reused_student_finishes_are_what_a_fresh_finish_writes(tiny_paths, tmp_path, isolated_data_dir, monkeypatch):

@@ -57,6 +57,8 @@ class LlamaCppBackend(ModelBackend):
         self._stack = ExitStack()
         self._piece_cache: dict[int, bytes] = {}
         self._fingerprint: str | None = None
+        self._capture_hidden = False
+        self._last_hidden: np.ndarray | None = None
         _init_llama_backend()
         try:
             self._load(settings)
@@ -180,6 +182,23 @@ class LlamaCppBackend(ModelBackend):
         return tokens
 
     # ---- cache primitives ------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return int(llama_cpp.llama_model_n_embd(self._model))
+
+    def branch_logits_and_hidden(self, keep: int, tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """`branch_logits`, plus the model's last hidden state (the final norm's
+        output, what the output head reads) at the last of `tokens`."""
+        llama_cpp.llama_set_embeddings(self._ctx, True)  # logits still come out beside them
+        self._capture_hidden = True
+        try:
+            logits = self.branch_logits(keep, tokens)
+            assert self._last_hidden is not None
+            return logits, self._last_hidden
+        finally:
+            self._capture_hidden, self._last_hidden = False, None
+            llama_cpp.llama_set_embeddings(self._ctx, False)
+
     def _forward(self, tokens: Sequence[int], start: int, sequence: int, output_rows: int) -> np.ndarray:
         began = time.perf_counter()
         rows: list[np.ndarray] = []
@@ -202,6 +221,11 @@ class LlamaCppBackend(ModelBackend):
             for i in range(max(0, first_output - offset), len(chunk)):
                 pointer = llama_cpp.llama_get_logits_ith(self._ctx, i)
                 rows.append(np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy())
+        if self._capture_hidden:
+            pointer = llama_cpp.llama_get_embeddings_ith(self._ctx, -1)
+            if not pointer:
+                raise EdgeCollabError(f"{self.name}: llama.cpp returned no hidden state")
+            self._last_hidden = np.ctypeslib.as_array(pointer, shape=(self.hidden_size,)).copy()
         self.counters.forward_calls += 1
         self.counters.seconds += time.perf_counter() - began
         return np.stack(rows)

@@ -79,6 +79,13 @@ def verifier() -> None:
     help="Collect only the items another collection file has finished (e.g. to add the gold-answer "
     "label to outcome-labelled items: same settings, same divergences).",
 )
+@click.option(
+    "--hidden-state/--no-hidden-state",
+    default=False,
+    show_default=True,
+    help="Also record the student's last hidden state at the end of the self verifier's question "
+    "(the paper's verifier input; about 2.4 kB per divergence for a 0.5B student).",
+)
 @click.pass_context
 def collect(
     ctx: click.Context,
@@ -92,6 +99,7 @@ def collect(
     finish: bool,
     skip_items_of: tuple[Path, ...],
     only_items_of: tuple[Path, ...],
+    hidden_state: bool,
     **options: Any,
 ) -> None:
     """Run collab on TASKS' training items and record each divergence with the
@@ -108,6 +116,7 @@ def collect(
         "max_new_tokens": max_tokens,
         "seed": seed,
         "finish": finish,
+        "hidden_state": hidden_state,
     }
     with open_pair(ctx, {**options, "verifier": "self"}, settings) as pair:
         header |= {"student": pair.student.name, "mentor": pair.mentor_name}
@@ -126,7 +135,9 @@ def collect(
                 def update(done: int, records: int, bar: Any = bar) -> None:
                     bar.update(done - bar.pos, f"{records} divergences")
 
-                done, records = collect_divergences(pair, items, settings, out, header, finish, on_item=update)
+                done, records = collect_divergences(
+                    pair, items, settings, out, header, finish, on_item=update, hidden_state=hidden_state
+                )
             click.echo(f"{task.name}: {done} items, {records} divergences -> {out}")
 
 

@@ -36,7 +36,7 @@ from edge_collab.evaluation.tasks import Item
 from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.base import Divergence, Verdict
-from edge_collab.verifiers.features import FEATURE_NAMES, feature_vector
+from edge_collab.verifiers.features import FEATURE_NAMES, encode_hidden_state, feature_vector
 from edge_collab.verifiers.self_verifier import SelfVerifier
 
 
@@ -51,6 +51,7 @@ class RecordingVerifier:
     prompt_length: int
     max_new_tokens: int
     finish: bool = True  # also finish from both branches and grade (the outcome label)
+    hidden_state: bool = False  # also record the student's hidden state at the end of the self verifier's question
     records: list[dict] = field(default_factory=list)  # type: ignore[type-arg]
     needs_scores = True
     graded = True
@@ -66,7 +67,11 @@ class RecordingVerifier:
 
     def choose(self, divergence: Divergence) -> Verdict:
         assert divergence.scores is not None
-        verdict = self._self_verifier.choose(divergence)
+        hidden = None
+        if self.hidden_state:
+            verdict, hidden = self._self_verifier.choose_and_read(divergence)
+        else:
+            verdict = self._self_verifier.choose(divergence)
         assert verdict.lean is not None
         mentor_tokens = self.student.tokenize(divergence.mentor_text.encode("utf-8"))
         here = len(self.student)  # the prefix and the student's segment
@@ -77,6 +82,7 @@ class RecordingVerifier:
             student_correct = self._student_outcome()
             mentor_correct = self._finish_and_grade(divergence.prefix_length, mentor_tokens)[1]
         features = feature_vector(divergence.scores)
+        extra = {} if hidden is None else {"verifier_question_hidden": encode_hidden_state(hidden)}
         self.records.append(
             {
                 "type": "divergence",
@@ -90,6 +96,7 @@ class RecordingVerifier:
                 "gold_logprob_after_mentor": mentor_belief,
                 "student_text": divergence.student_text,
                 "mentor_text": divergence.mentor_text,
+                **extra,
             }
         )
         return verdict
@@ -169,6 +176,7 @@ def collect_divergences(
     header: dict,  # type: ignore[type-arg]
     finish: bool = True,
     on_item: Callable[[int, int], None] = lambda done, records: None,
+    hidden_state: bool = False,
 ) -> tuple[int, int]:
     """Run collab on each item not yet in `out`, appending its divergences.
     Returns (items of `items` done, divergences recorded in the whole file);
@@ -190,7 +198,7 @@ def collect_divergences(
                 raise IncompatiblePairError("collecting verifier data needs a local mentor")
             prompts = Prompts(pair.student.chat_prompt(messages), mentor.chat_prompt(messages))
             recorder = RecordingVerifier(
-                pair.student, item, question, len(prompts.student), settings.max_new_tokens, finish
+                pair.student, item, question, len(prompts.student), settings.max_new_tokens, finish, hidden_state
             )
             start_generation(pair.student, pair.mentor, recorder, settings.with_changes(mode="collab"), prompts).run()
             done = {

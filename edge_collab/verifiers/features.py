@@ -9,6 +9,7 @@ verifier file; a verifier trained on other features is refused.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,3 +77,13 @@ def feature_vector(scores: DivergenceScores) -> np.ndarray:
         float(scores.adoptions_so_far),
     ]
     return np.asarray(values, dtype=np.float32)
+
+
+def encode_hidden_state(hidden: np.ndarray) -> str:
+    """A hidden-state vector as base64 of little-endian float16: a quarter of
+    JSON's size, and float16 keeps far more precision than a probe can use."""
+    return base64.b64encode(np.asarray(hidden, dtype="<f2").tobytes()).decode("ascii")
+
+
+def decode_hidden_state(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32)

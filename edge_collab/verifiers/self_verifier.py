@@ -39,11 +39,25 @@ class SelfVerifier:
             raise VerifierError(f"{self.student.name}: cannot tokenize the option letter {text.decode()}")
         return tokens[0]
 
-    def choose(self, divergence: Divergence) -> Verdict:
+    def _prompt(self, divergence: Divergence) -> tuple[int, list[int]]:
+        """Where the question branches off the student's context, and its tokens."""
         question = QUESTION.format(a=divergence.student_text, b=divergence.mentor_text).encode("utf-8")
         prefix = self.student.tokens[: divergence.prefix_length]
-        keep, tokens = seam_tokens(self.student, prefix, question, divergence.answer_start)
-        logits = self.student.branch_logits(keep, tokens)
+        return seam_tokens(self.student, prefix, question, divergence.answer_start)
+
+    def choose(self, divergence: Divergence) -> Verdict:
+        return self._verdict(self.student.branch_logits(*self._prompt(divergence)))
+
+    def choose_and_read(self, divergence: Divergence) -> tuple[Verdict, np.ndarray]:
+        """The verdict, and the student's last hidden state at the end of the
+        question: the paper's learned verifier reads that instead of "A"/"B"."""
+        branch = getattr(self.student, "branch_logits_and_hidden", None)
+        if branch is None:
+            raise VerifierError(f"{self.student.name}: this backend cannot return hidden states")
+        logits, hidden = branch(*self._prompt(divergence))
+        return self._verdict(logits), hidden
+
+    def _verdict(self, logits: np.ndarray) -> Verdict:
         lean = float(logits[self._option_b] - logits[self._option_a])  # log-odds of B against A
         raw_choice = int(np.argmax(logits))
         return Verdict(
