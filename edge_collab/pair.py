@@ -26,7 +26,7 @@ from edge_collab.remote.client import ENV_API_KEY, CompletionClient, RemoteSetti
 from edge_collab.remote.mentor import RemoteMentor
 from edge_collab.settings import GenerationSettings, ModelSettings
 from edge_collab.verifiers import AlwaysMentor, AlwaysStudent, SelfVerifier, Verifier
-from edge_collab.verifiers.onnx_verifier import OnnxVerifier
+from edge_collab.verifiers.onnx_verifier import OnnxVerifier, read_metadata
 
 VERIFIERS = ("self", "onnx", "always-mentor", "always-student")
 SHIPPED_VERIFIER = Path(__file__).parent / "verifiers" / "data" / "default_pair.onnx"
@@ -48,13 +48,13 @@ def _resolve(spec: str | Path | None, role: Literal["student", "mentor"], data_d
     return resolve_model(spec, data_dir)
 
 
-def _shipped_verifier() -> Verifier:
+def _shipped_verifier(student: ModelBackend) -> Verifier:
     if not SHIPPED_VERIFIER.is_file():
         raise VerifierError(
             "no learned verifier is shipped for the default pair yet; train one "
             "(edge-collab verifier collect / train) and pass its .onnx path"
         )
-    return OnnxVerifier(SHIPPED_VERIFIER)
+    return OnnxVerifier(SHIPPED_VERIFIER, student=student)
 
 
 def _plain_prompt(model: ModelBackend, text: str) -> list[int]:
@@ -149,13 +149,18 @@ class CollabPair:
         if self._verifier is None:
             choices: dict[str, Callable[[], Verifier]] = {
                 "self": lambda: SelfVerifier(self.student),
-                "onnx": lambda: _shipped_verifier(),
+                "onnx": lambda: _shipped_verifier(self.student),
                 "always-mentor": AlwaysMentor,
                 "always-student": AlwaysStudent,
             }
             name = self.verifier_name
-            self._verifier = choices[name]() if name in choices else OnnxVerifier(name)
+            self._verifier = choices[name]() if name in choices else self._learned_verifier(name)
         return self._verifier
+
+    def _learned_verifier(self, path: str) -> Verifier:
+        # Only a verifier that reads hidden states needs the student (and loads it).
+        reads_hidden = int(read_metadata(path).get("hidden_state_size", "0")) > 0
+        return OnnxVerifier(path, student=self.student if reads_hidden else None)
 
     @overload
     def chat(

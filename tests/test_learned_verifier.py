@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import open_tiny
 from engine_helpers import generate
-from test_cli import tiny_pair
+from test_cli import assert_one_line_error, tiny_pair
 from test_tasks import CHOICE, FREE, write_bigbench
 
+from edge_collab import CollabPair, GenerationSettings, ModelSettings
 from edge_collab.backends.llamacpp import LlamaCppBackend
 from edge_collab.cli.main import cli
 from edge_collab.errors import VerifierError
@@ -19,17 +22,37 @@ from edge_collab.evaluation.runner import read_results
 from edge_collab.evaluation.tasks import _is_train
 from edge_collab.verifiers.base import Divergence
 from edge_collab.verifiers.collect import RecordingVerifier
-from edge_collab.verifiers.features import FEATURE_NAMES, DivergenceScores, decode_hidden_state, feature_vector
-from edge_collab.verifiers.onnx_verifier import OnnxVerifier
-from edge_collab.verifiers.training import Mlp, _item_buckets, cross_validate, export_onnx, load_records, train_mlp
+from edge_collab.verifiers.features import (
+    FEATURE_NAMES,
+    DivergenceScores,
+    decode_hidden_state,
+    encode_hidden_state,
+    feature_vector,
+)
+from edge_collab.verifiers.onnx_verifier import OnnxVerifier, read_metadata
+from edge_collab.verifiers.training import (
+    HIDDEN_FIELD,
+    Mlp,
+    _item_buckets,
+    cross_validate,
+    export_onnx,
+    load_records,
+    train_mlp,
+)
 
 
 def synthetic_records(
-    path: Path, count: int = 400, seed: int = 0, item_ids: list[str] | None = None, belief_only: bool = False
+    path: Path,
+    count: int = 400,
+    seed: int = 0,
+    item_ids: list[str] | None = None,
+    belief_only: bool = False,
+    hidden_size: int = 0,
 ) -> Path:
     """Divergences where the mentor's branch wins exactly when it is more confident
     than the student; `belief_only`: labelled only by the gold-answer belief, as
-    `collect --no-finish` writes them."""
+    `collect --no-finish` writes them. With `hidden_size`, each carries a hidden
+    state and the winner depends on that alone."""
     rng = np.random.default_rng(seed)
     item_ids = item_ids or [f"item-{n}" for n in range(count // 2)]
     lines = [
@@ -38,9 +61,15 @@ def synthetic_records(
     for i in range(count):
         features = {name: float(rng.normal()) for name in FEATURE_NAMES}
         mentor_better = features["mentor_own_mean_logprob"] > features["student_own_mean_logprob"]
+        extra = {}
+        if hidden_size:
+            hidden = rng.normal(size=hidden_size)
+            mentor_better = bool(hidden[0] + hidden[1] > 0)
+            extra = {HIDDEN_FIELD: encode_hidden_state(hidden)}
         lines.append(
             json.dumps(
                 {
+                    **extra,
                     "type": "divergence",
                     "item": item_ids[i // 2],
                     "features": features,
@@ -328,3 +357,67 @@ def test_the_gold_answer_label_is_what_a_fresh_context_gives(tiny_paths, tmp_pat
     divergences = [json.loads(line) for line in out.read_text().splitlines() if '"divergence"' in line]
     assert len(divergences) * 2 == len(checks)
     assert all(d["student_correct"] is None and d["mentor_correct"] is None for d in divergences)
+
+
+def test_a_verifier_trained_on_hidden_states_reads_them_from_the_student(tiny_paths, tmp_path):
+    """The paper's input: the student's hidden state at the end of the self
+    verifier's question. Here the winner depends on that state alone."""
+    with open_tiny(tiny_paths["student"]) as student:
+        size = student.hidden_size
+    records = synthetic_records(tmp_path / "hidden.jsonl", hidden_size=size)
+    out = tmp_path / "hidden.onnx"
+
+    def held_out_accuracy(*flags: str) -> float:
+        result = CliRunner().invoke(cli, ["verifier", "train", str(records), "--out", str(out), *flags])
+        assert result.exit_code == 0, result.output
+        return json.loads(read_metadata(out)["metrics"])["held_out"]["learned"]["accuracy"]
+
+    assert held_out_accuracy() < 0.7  # the 16 features know nothing of it
+    assert held_out_accuracy("--hidden-state") > 0.85
+    assert read_metadata(out)["hidden_state_size"] == str(size)
+    with pytest.raises(VerifierError, match="needs a local student"):
+        OnnxVerifier(out)
+    with pytest.raises(VerifierError, match=f"hidden states of {size} numbers; other has {size // 2}"):
+        OnnxVerifier(out, student=SimpleNamespace(name="other", hidden_size=size // 2))
+    plain = synthetic_records(tmp_path / "plain.jsonl")
+    refused = CliRunner().invoke(cli, ["verifier", "train", str(plain), "--out", str(out), "--hidden-state"])
+    assert_one_line_error(refused, "no hidden state", "collect with --hidden-state")
+
+    pair = CollabPair.open(
+        str(tiny_paths["student"]),
+        str(tiny_paths["mentor"]),
+        verifier=str(out),
+        settings=GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3, mentor_budget=None),
+        student_settings=ModelSettings(n_ctx=512),
+        mentor_settings=ModelSettings(n_ctx=512),
+    )
+    with pair:
+        reads: list[int] = []
+        reader = pair.verifier._reader
+        original = reader.choose_and_read
+        reader.choose_and_read = lambda divergence: reads.append(1) or original(divergence)
+        result = pair.generate("the cat sat on the mat. what is two plus two?")
+    assert result.stats.verifier_calls > 0 and len(reads) == result.stats.verifier_calls
+
+
+def test_a_divergence_collected_twice_is_merged_and_must_match(tmp_path):
+    """An outcome-labelled file plus the same items collected again with
+    --only-items-of --hidden-state: one record per divergence, with both."""
+    finished = synthetic_records(tmp_path / "finished.jsonl", count=40)
+
+    def collected_again(name: str, **changes: object) -> Path:
+        lines = []
+        for line in finished.read_text().splitlines():
+            record = json.loads(line)
+            if record["type"] == "divergence":
+                record.update(student_correct=None, mentor_correct=None, **changes)  # as with --no-finish
+                record[HIDDEN_FIELD] = encode_hidden_state(np.ones(4))
+            lines.append(json.dumps(record))
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        return tmp_path / name
+
+    both = load_records([finished, collected_again("again.jsonl")], hidden_state=True)
+    assert len(both.labels) == 40 and both.features.shape == (40, len(FEATURE_NAMES) + 4)
+    assert both.ties == 1
+    with pytest.raises(VerifierError, match="differs from another file's"):
+        load_records([finished, collected_again("changed.jsonl", mentor_text="other")])

@@ -173,6 +173,13 @@ def collect(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also judge the model on these files' outcome-labelled divergences (their items are left out of training).",
 )
+@click.option(
+    "--hidden-state/--no-hidden-state",
+    default=False,
+    show_default=True,
+    help="Also read the student's hidden state at the end of the self verifier's question "
+    "(collected with --hidden-state; the verifier then works only with that student).",
+)
 @click.pass_context
 def train(
     ctx: click.Context,
@@ -184,12 +191,17 @@ def train(
     seed: int,
     label: Label,
     evaluate_on: tuple[Path, ...],
+    hidden_state: bool,
 ) -> None:
-    """Train an MLP on collected divergences and export it to ONNX."""
+    """Train an MLP on collected divergences and export it to ONNX.
+
+    A divergence collected in several files (an outcome-labelled file and the
+    same items collected again with --only-items-of) counts once, with the
+    labels and hidden states of all of them."""
     if folds == 1:
         raise click.BadParameter("cross-validation needs at least 2 folds (0 skips it)", param_hint="--folds")
-    dataset = load_records(files, label)
-    outcome_test = load_records(evaluate_on) if evaluate_on else None
+    dataset = load_records(files, label, hidden_state)
+    outcome_test = load_records(evaluate_on, "outcome", hidden_state) if evaluate_on else None
     left_out = 0
     if outcome_test is not None:
         dataset, left_out = dataset.without_items(set(outcome_test.items))

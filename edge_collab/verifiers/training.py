@@ -27,7 +27,7 @@ import numpy as np
 
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.significance import sign_test_p
-from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION
+from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION, decode_hidden_state
 from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME
 
 Label = Literal["outcome", "belief"]
@@ -89,17 +89,25 @@ def _belief(record: dict) -> float | None:  # type: ignore[type-arg]
     return 1.0 if mentor > student else 0.0
 
 
-def load_records(paths: Sequence[Path], label: Label = "outcome") -> Dataset:
-    """The divergences decisive under `label`; the others are counted as ties
-    (records collected without that label are skipped)."""
-    features, labels, margins, items, sources, outcomes = [], [], [], [], [], []
-    tie_items: list[str] = []
-    labelled = _outcome if label == "outcome" else _belief
+HIDDEN_FIELD = "verifier_question_hidden"
+
+
+def _read_divergences(paths: Sequence[Path]) -> tuple[list[dict], list[str]]:  # type: ignore[type-arg]
+    """Every divergence of `paths`, and a provenance line per file.
+
+    The same divergence collected in several files (an outcome-labelled file
+    and the same items collected again with --only-items-of, which adds the
+    gold-answer label and hidden states) is merged into one record, matched by
+    item and order; texts that differ mean other settings and are an error.
+    """
+    merged: dict[tuple[str, int], dict] = {}  # type: ignore[type-arg]
+    sources: list[str] = []
     for path in paths:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             raise VerifierError(f"{path}: file not found") from None
+        seen: dict[str, int] = {}
         for number, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
@@ -112,22 +120,59 @@ def load_records(paths: Sequence[Path], label: Label = "outcome") -> Dataset:
                 continue
             if record.get("type") != "divergence":
                 continue
-            value = labelled(record)
-            if value is None:
-                if None not in _label_fields(record, label):
-                    tie_items.append(str(record["item"]))
+            item = str(record["item"])
+            key = (item, seen.get(item, 0))
+            seen[item] = key[1] + 1
+            if "features" not in record or any(name not in record["features"] for name in FEATURE_NAMES):
+                raise VerifierError(f"{path}:{number}: features missing")
+            earlier = merged.get(key)
+            if earlier is None:
+                merged[key] = record
                 continue
-            try:
-                features.append([float(record["features"][name]) for name in FEATURE_NAMES])
-            except KeyError as missing:
-                raise VerifierError(f"{path}:{number}: feature {missing} missing") from None
-            labels.append(value)
-            margins.append(float(record["self_margin"]))
-            items.append(str(record["item"]))
-            outcome = _outcome(record)
-            outcomes.append(np.nan if outcome is None else outcome)
+            texts = ("student_text", "mentor_text")
+            if [earlier.get(key) for key in texts] != [record.get(key) for key in texts]:
+                raise VerifierError(
+                    f"{path}:{number}: divergence {key[1] + 1} of {item} differs from another file's "
+                    "(collected with other settings?)"
+                )
+            for field_name, value in record.items():
+                if earlier.get(field_name) is None:
+                    earlier[field_name] = value
+    return list(merged.values()), sources
+
+
+def load_records(paths: Sequence[Path], label: Label = "outcome", hidden_state: bool = False) -> Dataset:
+    """The divergences decisive under `label`; the others are counted as ties
+    (records collected without that label are skipped). With `hidden_state`
+    each feature row ends with the student's hidden state (collect --hidden-state)."""
+    features, labels, margins, items, outcomes = [], [], [], [], []
+    tie_items: list[str] = []
+    labelled = _outcome if label == "outcome" else _belief
+    records, sources = _read_divergences(paths)
+    for record in records:
+        value = labelled(record)
+        if value is None:
+            if None not in _label_fields(record, label):
+                tie_items.append(str(record["item"]))
+            continue
+        row = np.asarray([float(record["features"][name]) for name in FEATURE_NAMES])
+        if hidden_state:
+            if record.get(HIDDEN_FIELD) is None:
+                raise VerifierError(
+                    f"a divergence of {record['item']} has no hidden state: collect with --hidden-state"
+                )
+            row = np.concatenate([row, decode_hidden_state(record[HIDDEN_FIELD])])
+        features.append(row)
+        labels.append(value)
+        margins.append(float(record["self_margin"]))
+        items.append(str(record["item"]))
+        outcome = _outcome(record)
+        outcomes.append(np.nan if outcome is None else outcome)
+    if len({len(row) for row in features}) > 1:
+        raise VerifierError("the hidden states differ in size: the files come from different students")
+    width = len(features[0]) if features else len(FEATURE_NAMES)
     return Dataset(
-        np.asarray(features, dtype=np.float64).reshape(-1, len(FEATURE_NAMES)),
+        np.asarray(features, dtype=np.float64).reshape(-1, width),
         np.asarray(labels),
         np.asarray(margins),
         items,
@@ -282,7 +327,7 @@ def export_onnx(model: Mlp, path: Path, metadata: dict[str, str]) -> None:
     graph = helper.make_graph(
         nodes,
         "edge_collab_verifier",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", len(FEATURE_NAMES)])],
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", len(model.mean)])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch", 1])],
         initializer=[
             constant("mean", model.mean),
@@ -295,7 +340,13 @@ def export_onnx(model: Mlp, path: Path, metadata: dict[str, str]) -> None:
     )
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="edge-collab")
     onnx_model.ir_version = 8  # readable by onnxruntime releases back to 1.15
-    full = {"feature_names": json.dumps(list(FEATURE_NAMES)), "feature_set_version": str(FEATURE_SET_VERSION)}
+    full = {
+        "feature_names": json.dumps(list(FEATURE_NAMES)),
+        "feature_set_version": str(FEATURE_SET_VERSION),
+        # > 0: the features are followed by the student's hidden state at the end
+        # of the self verifier's question (HIDDEN_FIELD), this many numbers
+        "hidden_state_size": str(len(model.mean) - len(FEATURE_NAMES)),
+    }
     full.update(metadata)
     helper.set_model_props(onnx_model, full)
     onnx.checker.check_model(onnx_model)
