@@ -161,6 +161,13 @@ def collect(
 )
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option(
+    "--weight-decay",
+    type=click.FloatRange(0.0, 100.0),
+    default=1e-3,
+    show_default=True,
+    help="L2 on the weights; raise it when the inputs are many (hidden states) and the divergences few.",
+)
+@click.option(
     "--label",
     type=click.Choice(["outcome", "belief"]),
     default="outcome",
@@ -189,6 +196,7 @@ def train(
     held_out: float,
     folds: int,
     seed: int,
+    weight_decay: float,
     label: Label,
     evaluate_on: tuple[Path, ...],
     hidden_state: bool,
@@ -210,14 +218,15 @@ def train(
     mask = held_out_mask(dataset.items, held_out)
     if mask.all() or not mask.any():
         raise click.ClickException("too few items to hold some out; collect more")
-    model = train_mlp(dataset.features[~mask], dataset.labels[~mask], hidden=hidden, seed=seed)
+    fit: dict[str, Any] = {"hidden": hidden, "seed": seed, "weight_decay": weight_decay}
+    model = train_mlp(dataset.features[~mask], dataset.labels[~mask], **fit)
     metrics: dict[str, Any] = {
         "held_out": compare_on(dataset, mask, model),
         "training": compare_on(dataset, ~mask, model),
         "ties_excluded": dataset.ties,
     }
     if folds >= 2:
-        metrics["cross_validated"] = cross_validate(dataset, folds, hidden=hidden, seed=seed)
+        metrics["cross_validated"] = cross_validate(dataset, folds, **fit)
     if outcome_test is not None:
         metrics["outcome_test"] = compare_on(outcome_test, np.ones(len(outcome_test.labels), dtype=bool), model)
     metrics["label"] = label
@@ -234,6 +243,7 @@ def train(
             "trained": datetime.now(UTC).isoformat(timespec="seconds"),
             "metrics": json.dumps(metrics),
             "hidden_units": str(hidden),
+            "weight_decay": str(weight_decay),
         },
     )
     click.echo(
