@@ -419,5 +419,18 @@ def test_a_divergence_collected_twice_is_merged_and_must_match(tmp_path):
     both = load_records([finished, collected_again("again.jsonl")], hidden_state=True)
     assert len(both.labels) == 40 and both.features.shape == (40, len(FEATURE_NAMES) + 4)
     assert both.ties == 1
-    with pytest.raises(VerifierError, match="differs from another file's"):
+    with pytest.raises(VerifierError, match="other divergences in each: collected with other settings"):
         load_records([finished, collected_again("changed.jsonl", mentor_text="other")])
+    # one item whose divergences came out otherwise (a near-tie tipped by other arithmetic) is left out
+    lines = collected_again("one.jsonl").read_text().splitlines()
+    lines = [
+        line.replace('"self_margin"', '"mentor_text": "other", "self_margin"') if '"item-3"' in line else line
+        for line in lines
+    ]
+    (tmp_path / "one.jsonl").write_text("\n".join(lines) + "\n")
+    most = load_records([finished, tmp_path / "one.jsonl"], hidden_state=True)
+    assert most.differing_items == {"item-3"} and len(most.labels) == 38 and "item-3" not in most.items
+    trained = CliRunner().invoke(
+        cli, ["verifier", "train", str(finished), str(tmp_path / "one.jsonl"), "--out", str(tmp_path / "v.onnx")]
+    )
+    assert "1 training items left out: their divergences differ between files (item-3)" in trained.output

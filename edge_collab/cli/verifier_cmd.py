@@ -250,6 +250,12 @@ def train(
         f"decisive divergences ({label} label): {len(dataset.labels)} ({int(mask.sum())} held out), "
         f"ties excluded: {dataset.ties}" + (f", left out for --evaluate-on: {left_out}" if outcome_test else "")
     )
+    for data, role in ((dataset, "training"), (outcome_test, "--evaluate-on")):
+        if data is not None and data.differing_items:
+            click.echo(
+                f"  {len(data.differing_items)} {role} items left out: their divergences differ between files "
+                f"({', '.join(sorted(data.differing_items)[:3])}{', ...' if len(data.differing_items) > 3 else ''})"
+            )
     compared = ~np.isnan(dataset.outcomes)
     if label == "belief" and compared.any():
         agreement = float((dataset.labels[compared] == dataset.outcomes[compared]).mean())

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ class Dataset:
     tie_items: list[str]  # the item of each divergence the label calls a tie
     sources: list[str]
     outcomes: np.ndarray  # the outcome label where one is decisive, else nan (for comparing labels)
+    differing_items: set[str] = field(default_factory=set)  # in several files, with other divergences in each
 
     @property
     def ties(self) -> int:
@@ -59,6 +60,7 @@ class Dataset:
             [item for item in self.tie_items if item not in excluded],
             self.sources,
             self.outcomes[keep],
+            self.differing_items,
         )
         return subset, int((~keep).sum())
 
@@ -92,22 +94,27 @@ def _belief(record: dict) -> float | None:  # type: ignore[type-arg]
 HIDDEN_FIELD = "verifier_question_hidden"
 
 
-def _read_divergences(paths: Sequence[Path]) -> tuple[list[dict], list[str]]:  # type: ignore[type-arg]
-    """Every divergence of `paths`, and a provenance line per file.
+def _read_divergences(paths: Sequence[Path]) -> tuple[list[dict], list[str], set[str]]:  # type: ignore[type-arg]
+    """Every divergence of `paths`, a provenance line per file, and the items
+    left out because their files disagree.
 
-    The same divergence collected in several files (an outcome-labelled file
-    and the same items collected again with --only-items-of, which adds the
-    gold-answer label and hidden states) is merged into one record, matched by
-    item and order; texts that differ mean other settings and are an error.
+    The same item collected in several files (an outcome-labelled file and the
+    same items collected again with --only-items-of, which adds the
+    gold-answer label and hidden states) gives one record per divergence,
+    merged in order. Greedy decoding makes the divergences the same, unless
+    the arithmetic differs (another llama.cpp version or batch layout can tip
+    a near-tie between two tokens); an item whose divergences differ in count
+    or text is left out. If every shared item differs, the files were
+    collected with other settings: an error.
     """
-    merged: dict[tuple[str, int], dict] = {}  # type: ignore[type-arg]
+    by_file: list[dict[str, list[dict]]] = []  # type: ignore[type-arg]
     sources: list[str] = []
     for path in paths:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             raise VerifierError(f"{path}: file not found") from None
-        seen: dict[str, int] = {}
+        items: dict[str, list[dict]] = {}  # type: ignore[type-arg]
         for number, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
@@ -117,28 +124,40 @@ def _read_divergences(paths: Sequence[Path]) -> tuple[list[dict], list[str]]:  #
                 sources.append(f"{path.name}: {record.get('command', '')}")
                 if record.get("feature_names") != list(FEATURE_NAMES):
                     raise VerifierError(f"{path}: collected with other features; collect again")
-                continue
-            if record.get("type") != "divergence":
-                continue
-            item = str(record["item"])
-            key = (item, seen.get(item, 0))
-            seen[item] = key[1] + 1
-            if "features" not in record or any(name not in record["features"] for name in FEATURE_NAMES):
-                raise VerifierError(f"{path}:{number}: features missing")
-            earlier = merged.get(key)
+            elif record.get("type") == "divergence":
+                if any(name not in record.get("features", {}) for name in FEATURE_NAMES):
+                    raise VerifierError(f"{path}:{number}: features missing")
+                items.setdefault(str(record["item"]), []).append(record)
+        by_file.append(items)
+    merged: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+    shared: set[str] = set()
+    differing: set[str] = set()
+    for items in by_file:
+        for item, records in items.items():
+            earlier = merged.get(item)
             if earlier is None:
-                merged[key] = record
+                merged[item] = records
                 continue
-            texts = ("student_text", "mentor_text")
-            if [earlier.get(key) for key in texts] != [record.get(key) for key in texts]:
-                raise VerifierError(
-                    f"{path}:{number}: divergence {key[1] + 1} of {item} differs from another file's "
-                    "(collected with other settings?)"
-                )
-            for field_name, value in record.items():
-                if earlier.get(field_name) is None:
-                    earlier[field_name] = value
-    return list(merged.values()), sources
+            shared.add(item)
+            if not _same_divergences(earlier, records):
+                differing.add(item)
+                continue
+            for first, again in zip(earlier, records, strict=True):
+                first.update({key: value for key, value in again.items() if first.get(key) is None})
+    if differing and differing == shared:
+        raise VerifierError(
+            f"the {len(shared)} items found in several files have other divergences in each: "
+            "collected with other settings?"
+        )
+    records = [record for item, records in merged.items() if item not in differing for record in records]
+    return records, sources, differing
+
+
+def _same_divergences(first: list[dict], again: list[dict]) -> bool:  # type: ignore[type-arg]
+    texts = ("student_text", "mentor_text")
+    return len(first) == len(again) and all(
+        [a.get(key) for key in texts] == [b.get(key) for key in texts] for a, b in zip(first, again, strict=True)
+    )
 
 
 def load_records(paths: Sequence[Path], label: Label = "outcome", hidden_state: bool = False) -> Dataset:
@@ -148,7 +167,7 @@ def load_records(paths: Sequence[Path], label: Label = "outcome", hidden_state: 
     features, labels, margins, items, outcomes = [], [], [], [], []
     tie_items: list[str] = []
     labelled = _outcome if label == "outcome" else _belief
-    records, sources = _read_divergences(paths)
+    records, sources, differing = _read_divergences(paths)
     for record in records:
         value = labelled(record)
         if value is None:
@@ -179,6 +198,7 @@ def load_records(paths: Sequence[Path], label: Label = "outcome", hidden_state: 
         tie_items,
         sources,
         np.asarray(outcomes, dtype=np.float64),
+        differing,
     )
 
 
