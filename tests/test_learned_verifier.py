@@ -24,6 +24,7 @@ from edge_collab.verifiers.base import Divergence
 from edge_collab.verifiers.collect import RecordingVerifier
 from edge_collab.verifiers.features import (
     FEATURE_NAMES,
+    HIDDEN_FIELD,
     DivergenceScores,
     decode_hidden_state,
     encode_hidden_state,
@@ -31,7 +32,6 @@ from edge_collab.verifiers.features import (
 )
 from edge_collab.verifiers.onnx_verifier import OnnxVerifier, read_metadata
 from edge_collab.verifiers.training import (
-    HIDDEN_FIELD,
     Mlp,
     _item_buckets,
     cross_validate,

@@ -36,7 +36,7 @@ from edge_collab.evaluation.tasks import Item
 from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.base import Divergence, Verdict
-from edge_collab.verifiers.features import FEATURE_NAMES, encode_hidden_state, feature_vector
+from edge_collab.verifiers.features import FEATURE_NAMES, HIDDEN_FIELD, encode_hidden_state, feature_vector
 from edge_collab.verifiers.self_verifier import SelfVerifier
 
 
@@ -82,7 +82,7 @@ class RecordingVerifier:
             student_correct = self._student_outcome()
             mentor_correct = self._finish_and_grade(divergence.prefix_length, mentor_tokens)[1]
         features = feature_vector(divergence.scores)
-        extra = {} if hidden is None else {"verifier_question_hidden": encode_hidden_state(hidden)}
+        extra = {} if hidden is None else {HIDDEN_FIELD: encode_hidden_state(hidden)}
         self.records.append(
             {
                 "type": "divergence",

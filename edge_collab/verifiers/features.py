@@ -79,6 +79,11 @@ def feature_vector(scores: DivergenceScores) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
+# The record field holding the student's hidden state at the end of the self
+# verifier's question (collect --hidden-state), encoded by encode_hidden_state.
+HIDDEN_FIELD = "verifier_question_hidden"
+
+
 def encode_hidden_state(hidden: np.ndarray) -> str:
     """A hidden-state vector as base64 of little-endian float16: a quarter of
     JSON's size, and float16 keeps far more precision than a probe can use."""

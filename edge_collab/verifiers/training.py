@@ -27,7 +27,7 @@ import numpy as np
 
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.significance import sign_test_p
-from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION, decode_hidden_state
+from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION, HIDDEN_FIELD, decode_hidden_state
 from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME
 
 Label = Literal["outcome", "belief"]
@@ -89,9 +89,6 @@ def _belief(record: dict) -> float | None:  # type: ignore[type-arg]
     if student is None or mentor is None or abs(mentor - student) < BELIEF_TIE_NATS:
         return None
     return 1.0 if mentor > student else 0.0
-
-
-HIDDEN_FIELD = "verifier_question_hidden"
 
 
 def _read_divergences(paths: Sequence[Path]) -> tuple[list[dict], list[str], set[str]]:  # type: ignore[type-arg]
