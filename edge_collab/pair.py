@@ -26,7 +26,7 @@ from edge_collab.remote.client import ENV_API_KEY, CompletionClient, RemoteSetti
 from edge_collab.remote.mentor import RemoteMentor
 from edge_collab.settings import GenerationSettings, ModelSettings
 from edge_collab.verifiers import AlwaysMentor, AlwaysStudent, SelfVerifier, Verifier
-from edge_collab.verifiers.onnx_verifier import OnnxVerifier, read_metadata
+from edge_collab.verifiers.onnx_verifier import OnnxVerifier
 
 VERIFIERS = ("self", "onnx", "always-mentor", "always-student")
 SHIPPED_VERIFIER = Path(__file__).parent / "verifiers" / "data" / "default_pair.onnx"
@@ -154,13 +154,10 @@ class CollabPair:
                 "always-student": AlwaysStudent,
             }
             name = self.verifier_name
-            self._verifier = choices[name]() if name in choices else self._learned_verifier(name)
+            # Asked for only in collab mode, where the student is loaded anyway;
+            # a learned verifier uses it only if it reads hidden states.
+            self._verifier = choices[name]() if name in choices else OnnxVerifier(name, student=self.student)
         return self._verifier
-
-    def _learned_verifier(self, path: str) -> Verifier:
-        # Only a verifier that reads hidden states needs the student (and loads it).
-        reads_hidden = int(read_metadata(path).get("hidden_state_size", "0")) > 0
-        return OnnxVerifier(path, student=self.student if reads_hidden else None)
 
     @overload
     def chat(
