@@ -379,6 +379,8 @@ def test_a_verifier_trained_on_hidden_states_reads_them_from_the_student(tiny_pa
         OnnxVerifier(out)
     with pytest.raises(VerifierError, match=f"hidden states of {size} numbers; other has {size // 2}"):
         OnnxVerifier(out, student=SimpleNamespace(name="other", hidden_size=size // 2))
+    with pytest.raises(VerifierError, match="remote cannot return it"):
+        OnnxVerifier(out, student=SimpleNamespace(name="remote", hidden_size=0))
     plain = synthetic_records(tmp_path / "plain.jsonl")
     refused = CliRunner().invoke(cli, ["verifier", "train", str(plain), "--out", str(out), "--hidden-state"])
     assert_one_line_error(refused, "no hidden state", "collect with --hidden-state")

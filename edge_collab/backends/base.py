@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_collab.errors import ContextOverflowError
+from edge_collab.errors import ContextOverflowError, EdgeCollabError
 
 MAIN_SEQUENCE = 0
 SCRATCH_SEQUENCE = 1
@@ -263,6 +263,16 @@ class ModelBackend(ABC):
             return self.next_logits()
         finally:
             self.end_branch(keep=False)
+
+    @property
+    def hidden_size(self) -> int:
+        """Numbers in the model's last hidden state; 0 where the backend cannot read it."""
+        return 0
+
+    def branch_logits_and_hidden(self, keep: int, tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """`branch_logits`, plus the model's last hidden state at the last of
+        `tokens` (what a learned verifier reads). Backends that can, override it."""
+        raise EdgeCollabError(f"{self.name}: this backend cannot return hidden states")
 
     # ---- evaluation ------------------------------------------------------
     def _requeue_last_token(self, state: _SequenceState) -> None:

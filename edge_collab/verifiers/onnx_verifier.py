@@ -70,7 +70,9 @@ class OnnxVerifier:
     def _hidden_state_reader(self, student: ModelBackend | None) -> SelfVerifier:
         if student is None:
             raise VerifierError(f"{self.path} reads the student's hidden state; it needs a local student")
-        size = getattr(student, "hidden_size", None)
+        size = student.hidden_size
+        if size == 0:
+            raise VerifierError(f"{self.path} reads the student's hidden state; {student.name} cannot return it")
         if size != self.hidden_state_size:
             raise VerifierError(
                 f"{self.path} was trained on a student with hidden states of {self.hidden_state_size} numbers; "

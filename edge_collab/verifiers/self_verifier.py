@@ -51,10 +51,7 @@ class SelfVerifier:
     def choose_and_read(self, divergence: Divergence) -> tuple[Verdict, np.ndarray]:
         """The verdict, and the student's last hidden state at the end of the
         question: the paper's learned verifier reads that instead of "A"/"B"."""
-        branch = getattr(self.student, "branch_logits_and_hidden", None)
-        if branch is None:
-            raise VerifierError(f"{self.student.name}: this backend cannot return hidden states")
-        logits, hidden = branch(*self._prompt(divergence))
+        logits, hidden = self.student.branch_logits_and_hidden(*self._prompt(divergence))
         return self._verdict(logits), hidden
 
     def _verdict(self, logits: np.ndarray) -> Verdict:
