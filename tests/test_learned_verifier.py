@@ -19,7 +19,7 @@ from edge_collab.backends.llamacpp import LlamaCppBackend
 from edge_collab.cli.main import cli
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.runner import read_results
-from edge_collab.evaluation.tasks import _is_train
+from edge_collab.evaluation.tasks import _is_train, load_task, select
 from edge_collab.verifiers.base import Divergence
 from edge_collab.verifiers.collect import RecordingVerifier
 from edge_collab.verifiers.features import (
@@ -290,6 +290,30 @@ def test_collect_records_outcomes_and_resumes(tiny_paths, tmp_path, isolated_dat
     assert len(vectors) == len(divergence_view(out)) and all(v.shape == (size,) for v in vectors)
     assert all(np.isfinite(v).all() for v in vectors) and len({v.tobytes() for v in vectors}) == len(vectors)
     assert not any('"verifier_question_hidden"' in line for line in out.read_text().splitlines())
+
+
+def test_shards_split_the_training_items_whatever_was_collected_before(tiny_paths, tmp_path, isolated_data_dir):
+    task = write_bigbench(
+        tmp_path / "many", [dict(FREE, input=f"What is {i} plus {i}?", target=str(2 * i)) for i in range(300)]
+    )
+    train = [item.id for item in select(load_task(str(task)), "train")]
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    base = ["verifier", "collect", str(task), *tiny_pair(tiny_paths), "--max-tokens", "20", "--no-finish"]
+
+    def items_of(path: Path) -> list[str]:
+        return [json.loads(line)["item"] for line in path.read_text().splitlines() if '"item_done"' in line]
+
+    # One collection already has the first two items; shard 2/3 then starts at
+    # its own first item not collected yet, shard 1/3 skips what it already has.
+    assert CliRunner().invoke(cli, [*base, "--out", str(first), "--limit", "2"]).exit_code == 0
+    sharded = [*base, "--out", str(second), "--limit", "2", "--shard", "2/3", "--skip-items-of", str(first)]
+    result = CliRunner().invoke(cli, sharded)
+    assert result.exit_code == 0, result.output
+    assert items_of(second) == [train[4], train[7]]
+    assert "--shard 2/3" in json.loads(second.read_text().splitlines()[0])["command"]
+    for bad in ("0/2", "3/2", "1", "a/b"):
+        refused = CliRunner().invoke(cli, [*base, "--out", str(second), "--shard", bad])
+        assert refused.exit_code == 2 and "expected K/N" in refused.output
 
 
 def test_reused_student_finishes_are_what_a_fresh_finish_writes(tiny_paths, tmp_path, isolated_data_dir, monkeypatch):

@@ -48,6 +48,15 @@ def verifier() -> None:
     """Collect divergences, train a learned verifier, inspect one."""
 
 
+def _check_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # Kept as text so the recorded command line shows it as typed.
+    if value is not None:
+        part, _, count = value.partition("/")
+        if not (part.isdigit() and count.isdigit() and 1 <= int(part) <= int(count)):
+            raise click.BadParameter(f"{value!r}: expected K/N with 1 <= K <= N, e.g. 1/2", ctx, param)
+    return value
+
+
 @verifier.command()
 @click.argument("tasks", nargs=-1, required=True)
 @model_options
@@ -80,6 +89,13 @@ def verifier() -> None:
     "label to outcome-labelled items: same settings, same divergences).",
 )
 @click.option(
+    "--shard",
+    metavar="K/N",
+    callback=_check_shard,
+    help="Collect only the K-th of every N training items (so N collections, each into its own "
+    "file, can run side by side; the split does not change as files grow).",
+)
+@click.option(
     "--hidden-state/--no-hidden-state",
     default=False,
     show_default=True,
@@ -99,6 +115,7 @@ def collect(
     finish: bool,
     skip_items_of: tuple[Path, ...],
     only_items_of: tuple[Path, ...],
+    shard: str | None,
     hidden_state: bool,
     **options: Any,
 ) -> None:
@@ -127,6 +144,9 @@ def collect(
             items = select(task, "train")
             if not items:
                 raise click.ClickException(f"{task.name} has no training items (tasks under 200 items have none)")
+            if shard is not None:  # before skipping: a shard's items stay its own however the files grow
+                part, count = (int(n) for n in shard.split("/"))
+                items = items[part - 1 :: count]
             items = [item for item in items if item.id not in skipped and (wanted is None or item.id in wanted)][:limit]
             with click.progressbar(
                 length=len(items), label=f"collect {task.name}", show_eta=True, show_pos=True, file=sys.stderr
