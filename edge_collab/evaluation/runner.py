@@ -22,6 +22,7 @@ from edge_collab.errors import EdgeCollabError
 from edge_collab.evaluation.grading import grade
 from edge_collab.evaluation.prompts import build_question
 from edge_collab.evaluation.tasks import Item, Task
+from edge_collab.journal import appending, read_records
 from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
 
@@ -96,15 +97,10 @@ def results_file(out_dir: Path, header: dict) -> Path:  # type: ignore[type-arg]
 
 
 def read_results(path: Path) -> tuple[dict | None, list[dict]]:  # type: ignore[type-arg]
-    """Header and item records of a results file; a torn last line is ignored."""
+    """Header and item records of a results file (a line cut short by a crash
+    is skipped: that item will be run again)."""
     header, items = None, []
-    if not path.exists():
-        return None, []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash: that item will be run again
+    for _, record in read_records(path):
         if record.get("type") == "header":
             header = record
         elif record.get("type") == "item":
@@ -164,15 +160,6 @@ def _regrade(path: Path, header: dict | None, records: list[dict], items: dict[s
     return changed
 
 
-def _ends_mid_line(path: Path) -> bool:
-    """Whether a crash cut the file's last line short (only its last byte is read)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    with path.open("rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) != b"\n"
-
-
 def run_method(
     pair: CollabPair,
     task: Task,
@@ -203,13 +190,9 @@ def run_method(
     pressures = [r["budget_pressure"] for r in done if "budget_pressure" in r]
     if "mentor_budget" in header:  # each results file is one run of the controller
         pair.restart_budget(pressures[-1] if pressures else 0.0, **run_settings)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torn = _ends_mid_line(path)
-    with path.open("a", encoding="utf-8") as sink:
-        if torn:
-            sink.write("\n")  # end a line cut short by a crash, so the next record stands alone
+    with appending(path) as journal:
         if existing_header is None:
-            sink.write(json.dumps(header) + "\n")
+            journal.write(header)
         on_item(totals)
         for item in items:
             if item.id in finished:
@@ -220,9 +203,7 @@ def run_method(
             record = _item_record(item, method, result.text, result.stats, graded, question)
             if "mentor_budget" in header:
                 record["budget_pressure"] = result.stats.budget_pressure  # where a resumed run picks up
-            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-            sink.flush()
-            os.fsync(sink.fileno())
+            journal.write(record)
             totals.add(record)
             on_item(totals)
     return path, totals

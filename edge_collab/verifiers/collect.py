@@ -17,8 +17,6 @@ record only that (`finish=False`); which label trains is chosen at training.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from edge_collab.errors import IncompatiblePairError
 from edge_collab.evaluation.grading import grade
 from edge_collab.evaluation.prompts import Question, build_question
 from edge_collab.evaluation.tasks import Item
+from edge_collab.journal import appending, read_records
 from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.base import Divergence, Verdict
@@ -156,15 +155,10 @@ def finished_items(path: Path) -> tuple[set[str], int]:
     """The items a collection file has finished, and their divergences in all."""
     done: set[str] = set()
     recorded = 0
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line torn by an interrupted collection
-            if record.get("type") == "item_done":
-                done.add(record["item"])
-                recorded += int(record["divergences"])
+    for _, record in read_records(path):
+        if record.get("type") == "item_done":
+            done.add(record["item"])
+            recorded += int(record["divergences"])
     return done, recorded
 
 
@@ -182,10 +176,9 @@ def collect_divergences(
     Returns (items of `items` done, divergences recorded in the whole file);
     `on_item` gets the same after each item."""
     done_items, recorded = finished_items(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", encoding="utf-8") as sink:
+    with appending(out) as journal:
         if not done_items and out.stat().st_size == 0:
-            sink.write(json.dumps({"type": "collect_header", "feature_names": list(FEATURE_NAMES), **header}) + "\n")
+            journal.write({"type": "collect_header", "feature_names": list(FEATURE_NAMES), **header})
         wanted = {item.id for item in items}
         on_item(len(done_items & wanted), recorded)
         for item in items:
@@ -207,10 +200,7 @@ def collect_divergences(
                 "divergences": len(recorder.records),
                 "student_finishes_reused": recorder.finishes_reused,
             }
-            lines = [*recorder.records, done]
-            sink.write("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
-            sink.flush()
-            os.fsync(sink.fileno())
+            journal.write(*recorder.records, done)  # an item counts as done with all its divergences
             done_items.add(item.id)
             recorded += len(recorder.records)
             on_item(len(done_items & wanted), recorded)

@@ -27,6 +27,7 @@ import numpy as np
 
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.significance import sign_test_p
+from edge_collab.journal import read_records
 from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION, HIDDEN_FIELD, decode_hidden_state
 from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME
 
@@ -107,16 +108,10 @@ def _read_divergences(paths: Sequence[Path]) -> tuple[list[dict], list[str], set
     by_file: list[dict[str, list[dict]]] = []  # type: ignore[type-arg]
     sources: list[str] = []
     for path in paths:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise VerifierError(f"{path}: file not found") from None
+        if not path.exists():
+            raise VerifierError(f"{path}: file not found")
         items: dict[str, list[dict]] = {}  # type: ignore[type-arg]
-        for number, line in enumerate(lines, start=1):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line torn by an interrupted collection
+        for number, record in read_records(path):
             if record.get("type") == "collect_header":
                 sources.append(f"{path.name}: {record.get('command', '')}")
                 if record.get("feature_names") != list(FEATURE_NAMES):
