@@ -57,13 +57,6 @@ def _shipped_verifier(student: ModelBackend) -> Verifier:
     return OnnxVerifier(SHIPPED_VERIFIER, student=student)
 
 
-def _plain_prompt(model: ModelBackend, text: str) -> list[int]:
-    render = getattr(model, "plain_prompt", None)
-    if render is None:
-        return model.tokenize(text.encode("utf-8"))
-    return list(render(text))
-
-
 class CollabPair:
     """A student model and a mentor model with the settings to combine them."""
 
@@ -199,8 +192,8 @@ class CollabPair:
         if isinstance(mentor, RemoteMentor):
             mentor_prompt = text
         elif mentor is not None:
-            mentor_prompt = _plain_prompt(mentor, text)
-        student_prompt = _plain_prompt(self.student, text) if settings.mode != "mentor" else []
+            mentor_prompt = mentor.plain_prompt(text)
+        student_prompt = self.student.plain_prompt(text) if settings.mode != "mentor" else []
         verifier = self.verifier if settings.mode == "collab" else None
         generation = start_generation(
             self.student, mentor, verifier, settings, Prompts(student_prompt, mentor_prompt), self._budget_for(settings)

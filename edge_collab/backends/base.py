@@ -93,6 +93,13 @@ class ModelBackend(ABC):
     def chat_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Tokens of a conversation in the model's own chat format, ready for the reply."""
 
+    def plain_prompt(self, text: str) -> list[int]:
+        """Tokens of raw text (no chat template); backends add BOS where the model wants one."""
+        tokens = self.tokenize(text.encode("utf-8"))
+        if not tokens:
+            raise EdgeCollabError(f"{self.name}: the prompt is empty")
+        return tokens
+
     def detokenize(self, tokens: Sequence[int]) -> bytes:
         return b"".join(self.token_bytes(t) for t in tokens)
 
