@@ -28,6 +28,8 @@ def test_chat_prompt_follows_the_template_and_adds_bos(student):
     tokens = student.chat_prompt([{"role": "system", "content": "be brief"}, {"role": "user", "content": "the cat"}])
     assert tokens[0] == 1  # BOS: the tiny model asks for one
     assert student.detokenize(tokens).endswith(b"assistant\n")
+    plain = student.plain_prompt("the cat")
+    assert plain[0] == 1 and plain[1:] == student.tokenize(b"the cat")
 
 
 def test_batched_scoring_matches_step_by_step_decoding(student):

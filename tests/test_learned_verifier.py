@@ -303,8 +303,8 @@ def test_shards_split_the_training_items_whatever_was_collected_before(tiny_path
     def items_of(path: Path) -> list[str]:
         return [json.loads(line)["item"] for line in path.read_text().splitlines() if '"item_done"' in line]
 
-    # One collection already has the first two items; shard 2/3 then starts at
-    # its own first item not collected yet, shard 1/3 skips what it already has.
+    # One collection already has the first two items; shard 2/3 (items 2, 5,
+    # 8, ...) leaves out the one of them that is its own and takes the next two.
     assert CliRunner().invoke(cli, [*base, "--out", str(first), "--limit", "2"]).exit_code == 0
     sharded = [*base, "--out", str(second), "--limit", "2", "--shard", "2/3", "--skip-items-of", str(first)]
     result = CliRunner().invoke(cli, sharded)

@@ -93,9 +93,14 @@ class ModelBackend(ABC):
     def chat_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Tokens of a conversation in the model's own chat format, ready for the reply."""
 
+    @property
+    def wants_bos(self) -> bool:
+        """Whether the model's prompts start with a BOS token (its own setting)."""
+        return False
+
     def plain_prompt(self, text: str) -> list[int]:
-        """Tokens of raw text (no chat template); backends add BOS where the model wants one."""
-        tokens = self.tokenize(text.encode("utf-8"))
+        """Tokens of raw text (no chat template), with BOS if the model wants one."""
+        tokens = self.tokenize(text.encode("utf-8"), add_bos=self.wants_bos)
         if not tokens:
             raise EdgeCollabError(f"{self.name}: the prompt is empty")
         return tokens

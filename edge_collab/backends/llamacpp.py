@@ -154,14 +154,13 @@ class LlamaCppBackend(ModelBackend):
         return (llama_cpp.llama_vocab_get_text(self._vocab, token) or b"").decode("utf-8", errors="replace")
 
     def chat_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
-        wants_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)) and self._bos >= 0
         return chat_tokens(
             self.chat_template,
             messages,
             lambda text, special: self.tokenize(text, special=special),
             bos_text=self._token_text(self._bos),
             eos_text=self._token_text(self._eos),
-            bos_token=self._bos if wants_bos else None,
+            bos_token=self._bos if self.wants_bos else None,
         )
 
     def chat_prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
@@ -173,13 +172,10 @@ class LlamaCppBackend(ModelBackend):
         )
         return text.removeprefix(bos) if bos else text
 
-    def plain_prompt(self, text: str) -> list[int]:
-        """Tokens of raw text (no chat template), with BOS if the model wants one."""
-        wants_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
-        tokens = self.tokenize(text.encode("utf-8"), add_bos=wants_bos)
-        if not tokens:
-            raise EdgeCollabError(f"{self.name}: the prompt is empty")
-        return tokens
+    @property
+    def wants_bos(self) -> bool:
+        # A model that asks for BOS but has none gets none (llama.cpp would assert).
+        return bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)) and self._bos >= 0
 
     # ---- cache primitives ------------------------------------------------
     @property
