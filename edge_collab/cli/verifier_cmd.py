@@ -1,4 +1,4 @@
-"""`edge-collab verifier collect|train|info`: the learned verifier's pipeline."""
+"""`edge-collab verifier collect|train|value|info`: the learned verifier's pipeline."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from edge_collab.cli.options import model_options, open_pair
 from edge_collab.evaluation.tasks import load_task, select
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.collect import collect_divergences, finished_items
+from edge_collab.verifiers.features import FEATURE_NAMES
 from edge_collab.verifiers.onnx_verifier import read_metadata
 from edge_collab.verifiers.training import (
     Label,
@@ -26,6 +27,7 @@ from edge_collab.verifiers.training import (
     load_records,
     train_mlp,
 )
+from edge_collab.verifiers.value import plot_value, value_by_feature
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -295,6 +297,36 @@ def train(
                 auc = f", AUC {row['auc']:.3f}" if "auc" in row and not np.isnan(row["auc"]) else ""
                 click.echo(f"  {title}, {name:<15} accuracy {row['accuracy']:.1%}{auc}")
     click.echo(f"written: {out}")
+
+
+@verifier.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--by",
+    "feature",
+    type=click.Choice(FEATURE_NAMES),
+    default="student_entropy",
+    show_default=True,
+    help="The feature whose quantiles split the divergences.",
+)
+@click.option("--bins", type=click.IntRange(1, 20), default=4, show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw the bins to this PNG.")
+def value(files: tuple[Path, ...], feature: str, bins: int, plot: Path | None) -> None:
+    """How much taking the mentor's segment is worth, by FEATURE, on outcome-labelled divergences.
+
+    Net value: answers turned right minus answers turned wrong by taking the
+    mentor's segment instead of the student's, per divergence, when the student
+    writes the rest alone."""
+    value_bins = value_by_feature(files, feature, bins)
+    click.echo(f"{feature:>22}  divergences  only mentor right  only student right  net per divergence  sign test p")
+    for part in value_bins:
+        click.echo(
+            f"{part.low:>10.3g} – {part.high:<9.3g}  {part.divergences:>11}  {part.mentor_only_right:>17}  "
+            f"{part.student_only_right:>18}  {part.net_per_divergence:>+18.3f}  {part.p:>11.2f}"
+        )
+    if plot is not None:
+        plot_value(value_bins, feature, plot)
+        click.echo(f"written: {plot}")
 
 
 @verifier.command()

@@ -92,7 +92,7 @@ def _belief(record: dict) -> float | None:  # type: ignore[type-arg]
     return 1.0 if mentor > student else 0.0
 
 
-def _read_divergences(paths: Sequence[Path]) -> tuple[list[dict], list[str], set[str]]:  # type: ignore[type-arg]
+def read_divergences(paths: Sequence[Path]) -> tuple[list[dict], list[str], set[str]]:  # type: ignore[type-arg]
     """Every divergence of `paths`, a provenance line per file, and the items
     left out because their files disagree.
 
@@ -159,7 +159,7 @@ def load_records(paths: Sequence[Path], label: Label = "outcome", hidden_state: 
     features, labels, margins, items, outcomes = [], [], [], [], []
     tie_items: list[str] = []
     labelled = _outcome if label == "outcome" else _belief
-    records, sources, differing = _read_divergences(paths)
+    records, sources, differing = read_divergences(paths)
     for record in records:
         value = labelled(record)
         if value is None:

@@ -1,0 +1,94 @@
+"""Where a mentor segment is worth taking, read from outcome-labelled divergences.
+
+At each divergence `verifier collect` finishes the answer from both branches
+with the student alone and grades them. Taking the mentor's segment there
+turns a wrong answer right where only the mentor's branch finishes right, and
+a right one wrong where only the student's does; everywhere else it changes
+nothing. So the net value of taking the mentor's segment is
+(mentor-only-right − student-only-right) / divergences, in answers per
+divergence. Split by a feature's quantiles, it says whether that feature
+(the student's entropy, say, which uncertainty-gated probing relies on) marks
+the places where the mentor is worth asking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_collab.errors import VerifierError
+from edge_collab.evaluation.significance import sign_test_p
+from edge_collab.verifiers.training import read_divergences
+
+
+@dataclass(frozen=True)
+class ValueBin:
+    low: float
+    high: float
+    divergences: int
+    mentor_only_right: int
+    student_only_right: int
+
+    @property
+    def net_per_divergence(self) -> float:
+        return (self.mentor_only_right - self.student_only_right) / self.divergences
+
+    @property
+    def p(self) -> float:
+        """Sign test: could the split between the two kinds of decisive divergence be chance?"""
+        return sign_test_p(self.mentor_only_right, self.student_only_right)
+
+
+def value_by_feature(paths: Sequence[Path], feature: str, bins: int = 4) -> list[ValueBin]:
+    """The value of taking the mentor's segment in `bins` quantile bins of `feature`.
+
+    Bins whose edges coincide (a feature that is mostly one value) are merged,
+    so fewer bins may come back."""
+    records, _, _ = read_divergences(paths)
+    graded = [r for r in records if r.get("mentor_correct") is not None and r.get("student_correct") is not None]
+    if not graded:
+        raise VerifierError("no outcome-labelled divergences: collect without --no-finish")
+    values = np.asarray([float(r["features"][feature]) for r in graded])
+    mentor = np.asarray([bool(r["mentor_correct"]) for r in graded])
+    student = np.asarray([bool(r["student_correct"]) for r in graded])
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
+    # searchsorted on the inner edges puts each value in exactly one bin, the top edge included
+    index = np.searchsorted(edges[1:-1], values, side="right") if len(edges) > 1 else np.zeros(len(values), int)
+    result = []
+    for number in range(max(1, len(edges) - 1)):
+        chosen = index == number
+        result.append(
+            ValueBin(
+                low=float(values[chosen].min()),
+                high=float(values[chosen].max()),
+                divergences=int(chosen.sum()),
+                mentor_only_right=int((mentor & ~student & chosen).sum()),
+                student_only_right=int((student & ~mentor & chosen).sum()),
+            )
+        )
+    return result
+
+
+def plot_value(value_bins: Sequence[ValueBin], feature: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    positions = np.arange(len(value_bins))
+    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    axis.bar(positions - 0.2, [b.mentor_only_right for b in value_bins], 0.4, label="only the mentor's branch right")
+    axis.bar(positions + 0.2, [b.student_only_right for b in value_bins], 0.4, label="only the student's branch right")
+    labels = [f"{b.low:.2g}–{b.high:.2g}\n(n={b.divergences}, p={b.p:.2f})" for b in value_bins]
+    axis.set_xticks(positions, labels, fontsize=8)
+    axis.set_xlabel(f"{feature} (quantile bins)")
+    axis.set_ylabel("decisive divergences")
+    axis.set_title("Who finishes right, by where the divergence is")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
