@@ -32,7 +32,23 @@ controlled() {  # the budget controller, uncertainty gating, takeover on strateg
   # k = 8 with the budget, which the development sweep favoured for accuracy (README)
   $EC eval elementary_math_qa/question_only --method collab --mentor-budget 0.18 --limit 50 "${COMMON[@]}" --segment-tokens 8
 }
+uncertainty_thresholds() {  # the entropy gate at higher thresholds, then with the budget and the self verifier
+  $EC eval general_knowledge --method collab --probe-policy uncertainty --uncertainty-threshold 1.5 --limit 70 "${PLAIN[@]}"
+  $EC eval general_knowledge --method collab --probe-policy uncertainty --uncertainty-threshold 2.0 --limit 70 "${PLAIN[@]}"
+  $EC eval general_knowledge --method collab --probe-policy uncertainty --limit 70 "${COMMON[@]}"
+}
+uncertainty_matched() {  # entropy gate against coin at the same mentor cost: every divergence adopted, share held
+  for policy in random uncertainty; do
+    AM=(--method collab --probe-policy $policy --verifier always-mentor --mentor-budget 0.18)
+    $EC eval general_knowledge "${AM[@]}" --limit 70 "${COMMON[@]}"
+    $EC eval strategyqa "${AM[@]}" --limit 50 "${COMMON[@]}"
+    $EC eval elementary_math_qa/question_only "${AM[@]}" --limit 100 "${COMMON[@]}"
+  done
+}
 baselines &
 controlled
+wait
+uncertainty_thresholds &
+uncertainty_matched
 wait
 $EC report "$OUT"

@@ -193,7 +193,9 @@ def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = list(dict.fromkeys(r.task for r in runs))
-    figure, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.8), squeeze=False)
+    most = max(sum(r.task == task for r in runs) for task in tasks)
+    # Legends go under the axes: with a dozen runs per task, inside they hide the points.
+    figure, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6 + 0.17 * most), squeeze=False)
     markers = {
         "student": "o",
         "mentor": "s",
@@ -210,10 +212,13 @@ def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
             low, high = wilson_interval(int(run.total("correct")), n)
             method = str(run.header["method"])
             marker, colour = markers.get(method, "^"), METHOD_COLOURS.get(method, "tab:grey")
-            if run.mentor_budget is not None:  # collab variants: same family, told apart
-                marker, colour = "*", "darkgreen"
-            elif run.probe_policy != "random":
-                marker, colour = "X", "yellowgreen"
+            if method == "collab" and not run.is_fixed_loop:  # variants: the marker tells the policy, the colour
+                marker = "X" if run.probe_policy != "random" else "*"  # whether the verifier judges
+                colour = (
+                    "darkgreen"
+                    if run.header.get("verifier", "self") not in ("always-mentor", "always-student")
+                    else "goldenrod"
+                )
             axis.errorbar(
                 100 * run.mentor_share,
                 100 * run.accuracy,
@@ -228,9 +233,9 @@ def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
         axis.set_ylabel("accuracy (%)")
         axis.set_xlim(-5, 105)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="best")
+        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
 
 
