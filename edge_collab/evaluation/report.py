@@ -212,8 +212,9 @@ def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
             low, high = wilson_interval(int(run.total("correct")), n)
             method = str(run.header["method"])
             marker, colour = markers.get(method, "^"), METHOD_COLOURS.get(method, "tab:grey")
-            if method == "collab" and not run.is_fixed_loop:  # variants: the marker tells the policy, the colour
-                marker = "X" if run.probe_policy != "random" else "*"  # whether the verifier judges
+            if method == "collab" and not run.is_fixed_loop:
+                # Variants: the marker tells the probe policy, the colour whether a verifier judges.
+                marker = "X" if run.probe_policy != "random" else "*"
                 colour = (
                     "darkgreen"
                     if run.header.get("verifier", "self") not in ("always-mentor", "always-student")
