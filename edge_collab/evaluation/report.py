@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edge_collab.errors import EdgeCollabError
 from edge_collab.evaluation.runner import read_results
+from edge_collab.plotting import pyplot
 
 METHOD_COLOURS = {
     "student": "tab:blue",
@@ -187,10 +188,7 @@ def _comparison_pairs(runs: Sequence[Run], student: Run | None, mentor: Run | No
 
 
 def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tasks = list(dict.fromkeys(r.task for r in runs))
     most = max(sum(r.task == task for r in runs) for task in tasks)
@@ -241,10 +239,7 @@ def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
 
 
 def plot_throughput(runs: Sequence[Run], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     labels = [f"{r.task}\n{r.label}" for r in runs]
     speeds = [r.total("tokens_total") / r.total("seconds") if r.total("seconds") else 0.0 for r in runs]
@@ -263,10 +258,7 @@ def plot_frontier(runs: Sequence[Run], path: Path, title: str) -> None:
     """Accuracy against mentor share: collab's grid (one line per segment length,
     points in probe-rate order) with every other method, budgeted and
     uncertainty-gated collab as points of their own, on the same axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(6.4, 4.6))
     # Only the fixed loop forms lines: a budgeted run's share is set by its target, not its ρ.

@@ -72,21 +72,21 @@ _LABEL_FIELDS = {
 }
 
 
-def _label_fields(record: dict, label: Label) -> tuple[Any, Any]:  # type: ignore[type-arg]
+def label_fields(record: dict, label: Label) -> tuple[Any, Any]:  # type: ignore[type-arg]
     """The record's (student branch, mentor branch) values for `label`; None where not collected."""
     student, mentor = (record.get(key) for key in _LABEL_FIELDS[label])
     return student, mentor
 
 
 def _outcome(record: dict) -> float | None:  # type: ignore[type-arg]
-    student, mentor = _label_fields(record, "outcome")
+    student, mentor = label_fields(record, "outcome")
     if student is None or mentor is None or student == mentor:
         return None
     return 1.0 if mentor else 0.0
 
 
 def _belief(record: dict) -> float | None:  # type: ignore[type-arg]
-    student, mentor = _label_fields(record, "belief")
+    student, mentor = label_fields(record, "belief")
     if student is None or mentor is None or abs(mentor - student) < BELIEF_TIE_NATS:
         return None
     return 1.0 if mentor > student else 0.0
@@ -163,7 +163,7 @@ def load_records(paths: Sequence[Path], label: Label = "outcome", hidden_state: 
     for record in records:
         value = labelled(record)
         if value is None:
-            if None not in _label_fields(record, label):
+            if None not in label_fields(record, label):
                 tie_items.append(str(record["item"]))
             continue
         row = np.asarray([float(record["features"][name]) for name in FEATURE_NAMES])

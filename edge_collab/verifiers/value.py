@@ -21,7 +21,8 @@ import numpy as np
 
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.significance import sign_test_p
-from edge_collab.verifiers.training import read_divergences
+from edge_collab.plotting import pyplot
+from edge_collab.verifiers.training import label_fields, read_divergences
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,16 @@ def value_by_feature(paths: Sequence[Path], feature: str, bins: int = 4) -> list
     Bins whose edges coincide (a feature that is mostly one value) are merged,
     so fewer bins may come back."""
     records, _, _ = read_divergences(paths)
-    graded = [r for r in records if r.get("mentor_correct") is not None and r.get("student_correct") is not None]
+    graded = [r for r in records if None not in label_fields(r, "outcome")]
     if not graded:
         raise VerifierError("no outcome-labelled divergences: collect without --no-finish")
     values = np.asarray([float(r["features"][feature]) for r in graded])
     mentor = np.asarray([bool(r["mentor_correct"]) for r in graded])
     student = np.asarray([bool(r["student_correct"]) for r in graded])
     edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
-    # searchsorted on the inner edges puts each value in exactly one bin, the top edge included
-    index = np.searchsorted(edges[1:-1], values, side="right") if len(edges) > 1 else np.zeros(len(values), int)
+    # searchsorted on the inner edges (none for a single bin) puts each value in
+    # exactly one bin, the top edge included
+    index = np.searchsorted(edges[1:-1], values, side="right")
     result = []
     for number in range(max(1, len(edges) - 1)):
         chosen = index == number
@@ -73,10 +75,7 @@ def value_by_feature(paths: Sequence[Path], feature: str, bins: int = 4) -> list
 
 
 def plot_value(value_bins: Sequence[ValueBin], feature: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     positions = np.arange(len(value_bins))
     figure, axis = plt.subplots(figsize=(6.4, 4.0))
