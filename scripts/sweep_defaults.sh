@@ -23,3 +23,13 @@ $EC data fetch bigbench strategyqa >/dev/null
 $EC sweep strategyqa --probe-rates 0.25 --segment-lengths 16 --baselines student,mentor --mentor-budget 0 "${COMMON[@]}"
 $EC sweep strategyqa --probe-rates 0.25 --segment-lengths 16 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
 $EC sweep strategyqa --probe-rates 0.25 --segment-lengths 8 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
+# The development check of uncertainty-gated probing with always-mentor and the
+# budget against the default (README, "Uncertainty-gated probing"), with
+# date_understanding as a third task (its default run is here too).
+$EC data fetch bigbench date_understanding >/dev/null
+for task in "$TASK" strategyqa date_understanding; do
+  $EC eval "$task" --method collab --probe-policy uncertainty --verifier always-mentor --mentor-budget 0.18 \
+    --segment-tokens 16 "${COMMON[@]}"
+done
+$EC eval strategyqa --method collab --verifier always-mentor --mentor-budget 0.18 --segment-tokens 16 "${COMMON[@]}"
+$EC eval date_understanding --method collab --mentor-budget 0.18 --segment-tokens 16 "${COMMON[@]}"
