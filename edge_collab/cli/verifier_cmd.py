@@ -15,7 +15,7 @@ import numpy as np
 from edge_collab.cli.options import model_options, open_pair
 from edge_collab.evaluation.tasks import load_task, select
 from edge_collab.settings import GenerationSettings
-from edge_collab.verifiers.collect import collect_divergences, finished_items
+from edge_collab.verifiers.collect import collect_divergences, finished_items, local_mentor
 from edge_collab.verifiers.features import FEATURE_NAMES
 from edge_collab.verifiers.onnx_verifier import read_metadata
 from edge_collab.verifiers.training import (
@@ -104,6 +104,13 @@ def _check_shard(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="Also record the student's last hidden state at the end of the self verifier's question "
     "(the paper's verifier input; about 2.4 kB per divergence for a 0.5B student).",
 )
+@click.option(
+    "--mentor-judge/--no-mentor-judge",
+    default=False,
+    show_default=True,
+    help="Also let the mentor read the self verifier's question at each divergence (after the item, "
+    "so the run is unchanged): its log-odds for its own segment in both option orders, and its hidden state.",
+)
 @click.pass_context
 def collect(
     ctx: click.Context,
@@ -119,6 +126,7 @@ def collect(
     only_items_of: tuple[Path, ...],
     shard: str | None,
     hidden_state: bool,
+    mentor_judge: bool,
     **options: Any,
 ) -> None:
     """Run collab on TASKS' training items and record each divergence with the
@@ -136,9 +144,11 @@ def collect(
         "seed": seed,
         "finish": finish,
         "hidden_state": hidden_state,
+        "mentor_judge": mentor_judge,
     }
     with open_pair(ctx, {**options, "verifier": "self"}, settings) as pair:
         header |= {"student": pair.student.name, "mentor": pair.mentor_name}
+        local_mentor(pair, mentor_judge)  # refused before any progress bar
         skipped = set().union(*(finished_items(path)[0] for path in skip_items_of))
         wanted = set().union(*(finished_items(path)[0] for path in only_items_of)) if only_items_of else None
         for spec in tasks:
@@ -158,7 +168,15 @@ def collect(
                     bar.update(done - bar.pos, f"{records} divergences")
 
                 done, records = collect_divergences(
-                    pair, items, settings, out, header, finish, on_item=update, hidden_state=hidden_state
+                    pair,
+                    items,
+                    settings,
+                    out,
+                    header,
+                    finish,
+                    on_item=update,
+                    hidden_state=hidden_state,
+                    mentor_judge=mentor_judge,
                 )
             click.echo(f"{task.name}: {done} items, {records} divergences -> {out}")
 

@@ -13,12 +13,18 @@ cheap and dense label comes with every divergence: the student's
 log-probability of the gold answer when asked for it right after each branch
 (one short forward pass per branch). Collection can skip the finishes and
 record only that (`finish=False`); which label trains is chosen at training.
+
+With `mentor_judge`, the mentor also reads the self verifier's question at
+each divergence, after the item is done (so judging cannot change the run):
+its log-odds for its own segment, in both option orders, and its last hidden
+state. The paper's learned verifier reads a reference model's hidden state;
+the mentor knows more than the student, so it is the natural reference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +41,13 @@ from edge_collab.journal import appending, read_records
 from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.base import Divergence, Verdict
-from edge_collab.verifiers.features import FEATURE_NAMES, HIDDEN_FIELD, encode_hidden_state, feature_vector
+from edge_collab.verifiers.features import (
+    FEATURE_NAMES,
+    HIDDEN_FIELD,
+    MENTOR_HIDDEN_FIELD,
+    encode_hidden_state,
+    feature_vector,
+)
 from edge_collab.verifiers.self_verifier import SelfVerifier
 
 
@@ -52,6 +64,7 @@ class RecordingVerifier:
     finish: bool = True  # also finish from both branches and grade (the outcome label)
     hidden_state: bool = False  # also record the student's hidden state at the end of the self verifier's question
     records: list[dict] = field(default_factory=list)  # type: ignore[type-arg]
+    prefixes: list[list[int]] = field(default_factory=list)  # the shared prefix of each divergence (tokens)
     needs_scores = True
     graded = True
 
@@ -81,6 +94,7 @@ class RecordingVerifier:
             student_correct = self._student_outcome()
             mentor_correct = self._finish_and_grade(divergence.prefix_length, mentor_tokens)[1]
         features = feature_vector(divergence.scores)
+        self.prefixes.append(self.student.tokens[: divergence.prefix_length])
         extra = {} if hidden is None else {HIDDEN_FIELD: encode_hidden_state(hidden)}
         self.records.append(
             {
@@ -141,6 +155,33 @@ class RecordingVerifier:
         return finished, grade(self.item, self.question, reply).correct
 
 
+def judge_with_mentor(
+    mentor: ModelBackend,
+    mentor_prompt: list[int],
+    student_prompt_length: int,
+    records: list[dict],  # type: ignore[type-arg]
+    prefixes: list[list[int]],
+) -> None:
+    """Add the mentor's reading of the self verifier's question to each record:
+    `mentor_judge_lean` (log-odds for the mentor's segment as option B),
+    `mentor_judge_lean_swapped` (the same segment offered as option A; small
+    models favour a position, and the two orders tell it apart) and its hidden
+    state at the end of the question. The pair shares a tokenizer, so the
+    student's prefix tokens are the mentor's."""
+    judge = SelfVerifier(mentor)
+    for record, prefix in zip(records, prefixes, strict=True):
+        mentor.reset_to([*mentor_prompt, *prefix[student_prompt_length:]])  # keeps the cached common prefix
+        divergence = Divergence(len(mentor), len(mentor_prompt), record["student_text"], record["mentor_text"])
+        verdict, hidden = judge.choose_and_read(divergence)
+        swapped = judge.choose(
+            replace(divergence, student_text=record["mentor_text"], mentor_text=record["student_text"])
+        )
+        assert verdict.lean is not None and swapped.lean is not None
+        record["mentor_judge_lean"] = verdict.lean
+        record["mentor_judge_lean_swapped"] = -swapped.lean
+        record[MENTOR_HIDDEN_FIELD] = encode_hidden_state(hidden)
+
+
 def _answer_cue_and_gold(student: ModelBackend, item: Item, question: Question) -> tuple[list[int], list[int]]:
     """The tokens that ask for the answer in the prompts' own format
     ("Answer: (letter)" or "Answer: <answer>"), and the gold answer's."""
@@ -162,6 +203,16 @@ def finished_items(path: Path) -> tuple[set[str], int]:
     return done, recorded
 
 
+def local_mentor(pair: CollabPair, mentor_judge: bool) -> ModelBackend:
+    """The pair's mentor, if collection can use it."""
+    mentor = pair.mentor
+    if not isinstance(mentor, ModelBackend):
+        raise IncompatiblePairError("collecting verifier data needs a local mentor")
+    if mentor_judge and mentor.tokenizer_fingerprint() != pair.student.tokenizer_fingerprint():
+        raise IncompatiblePairError("--mentor-judge needs a mentor that shares the student's tokenizer")
+    return mentor
+
+
 def collect_divergences(
     pair: CollabPair,
     items: list[Item],
@@ -171,10 +222,12 @@ def collect_divergences(
     finish: bool = True,
     on_item: Callable[[int, int], None] = lambda done, records: None,
     hidden_state: bool = False,
+    mentor_judge: bool = False,
 ) -> tuple[int, int]:
     """Run collab on each item not yet in `out`, appending its divergences.
     Returns (items of `items` done, divergences recorded in the whole file);
     `on_item` gets the same after each item."""
+    mentor = local_mentor(pair, mentor_judge)
     done_items, recorded = finished_items(out)
     with appending(out) as journal:
         if not done_items and out.stat().st_size == 0:
@@ -186,14 +239,14 @@ def collect_divergences(
                 continue
             question = build_question(item, settings.seed)
             messages = [{"role": "user", "content": question.message}]
-            mentor = pair.mentor
-            if not isinstance(mentor, ModelBackend):
-                raise IncompatiblePairError("collecting verifier data needs a local mentor")
             prompts = Prompts(pair.student.chat_prompt(messages), mentor.chat_prompt(messages))
             recorder = RecordingVerifier(
                 pair.student, item, question, len(prompts.student), settings.max_new_tokens, finish, hidden_state
             )
             start_generation(pair.student, pair.mentor, recorder, settings.with_changes(mode="collab"), prompts).run()
+            if mentor_judge:
+                assert isinstance(prompts.mentor, list)
+                judge_with_mentor(mentor, prompts.mentor, len(prompts.student), recorder.records, recorder.prefixes)
             done = {
                 "type": "item_done",
                 "item": item.id,

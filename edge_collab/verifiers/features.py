@@ -82,6 +82,8 @@ def feature_vector(scores: DivergenceScores) -> np.ndarray:
 # The record field holding the student's hidden state at the end of the self
 # verifier's question (collect --hidden-state), encoded by encode_hidden_state.
 HIDDEN_FIELD = "verifier_question_hidden"
+# The same for the mentor reading that question (collect --mentor-judge).
+MENTOR_HIDDEN_FIELD = "mentor_question_hidden"
 
 
 def encode_hidden_state(hidden: np.ndarray) -> str:
