@@ -72,3 +72,24 @@ def test_a_file_without_outcomes_is_a_one_line_error(tmp_path):
     assert_one_line_error(CliRunner().invoke(cli, ["verifier", "value", str(data)]), "no outcome-labelled divergences")
     unknown = CliRunner().invoke(cli, ["verifier", "value", str(data), "--by", "colour"])
     assert unknown.exit_code == 2 and "colour" in unknown.output
+
+
+def test_the_mentor_s_judgement_splits_and_ranks_where_it_was_collected(tmp_path):
+    data = graded_divergences(tmp_path / "d.jsonl", OUTCOMES)
+    lines = [json.loads(line) for line in data.read_text().splitlines()]
+    # The mentor's log-odds for its own segment: judged (collect --mentor-judge)
+    # on all but the first divergence, and in reverse order of the entropy, so
+    # it ranks the decisive divergences the wrong way round (AUC 0).
+    for line in lines[2:]:
+        line["mentor_judge_lean"] = -line["features"]["student_entropy"]
+    data.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    low, high = value_by_feature([data], "mentor_judge_lean", bins=2)
+    assert (low.divergences, low.mentor_only_right, low.student_only_right) == (3, 2, 0)
+    assert (high.divergences, high.mentor_only_right, high.student_only_right) == (4, 1, 2)
+    result = CliRunner().invoke(cli, ["verifier", "value", str(data), "--by", "mentor_judge_lean", "--bins", "2"])
+    assert result.exit_code == 0, result.output
+    assert "on the 5 decisive: 0.000" in result.output
+    by_entropy = CliRunner().invoke(cli, ["verifier", "value", str(data), "--bins", "2"])
+    assert "on the 6 decisive: 1.000" in by_entropy.output
+    swapped = CliRunner().invoke(cli, ["verifier", "value", str(data), "--by", "mentor_judge_lean_swapped"])
+    assert_one_line_error(swapped, "no outcome-labelled divergence has mentor_judge_lean_swapped", "--mentor-judge")

@@ -16,7 +16,6 @@ from edge_collab.cli.options import model_options, open_pair
 from edge_collab.evaluation.tasks import load_task, select
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.collect import collect_divergences, finished_items, local_mentor
-from edge_collab.verifiers.features import FEATURE_NAMES
 from edge_collab.verifiers.onnx_verifier import read_metadata
 from edge_collab.verifiers.training import (
     Label,
@@ -27,7 +26,7 @@ from edge_collab.verifiers.training import (
     load_records,
     train_mlp,
 )
-from edge_collab.verifiers.value import plot_value, value_by_feature
+from edge_collab.verifiers.value import SPLITTABLE, plot_value, ranking_auc, value_by_feature
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -322,10 +321,11 @@ def train(
 @click.option(
     "--by",
     "feature",
-    type=click.Choice(FEATURE_NAMES),
+    type=click.Choice(SPLITTABLE),
     default="student_entropy",
     show_default=True,
-    help="The feature whose quantiles split the divergences.",
+    help="The feature (or verifier log-odds: self_margin, and the mentor's from collect --mentor-judge) "
+    "whose quantiles split the divergences.",
 )
 @click.option("--bins", type=click.IntRange(1, 20), default=4, show_default=True)
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Also draw the bins to this PNG.")
@@ -342,6 +342,8 @@ def value(files: tuple[Path, ...], feature: str, bins: int, plot: Path | None) -
             f"{part.low:>10.3g} – {part.high:<9.3g}  {part.divergences:>11}  {part.mentor_only_right:>17}  "
             f"{part.student_only_right:>18}  {part.net_per_divergence:>+18.3f}  {part.p:>11.2f}"
         )
+    ranking, decisive = ranking_auc(files, feature)
+    click.echo(f"AUC of {feature} for the mentor's branch finishing right, on the {decisive} decisive: {ranking:.3f}")
     if plot is not None:
         plot_value(value_bins, feature, plot)
         click.echo(f"written: {plot}")

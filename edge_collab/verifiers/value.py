@@ -22,7 +22,13 @@ import numpy as np
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.significance import sign_test_p
 from edge_collab.plotting import pyplot
-from edge_collab.verifiers.training import label_fields, read_divergences
+from edge_collab.verifiers.features import FEATURE_NAMES
+from edge_collab.verifiers.training import auc, label_fields, read_divergences
+
+# What a divergence can be split by besides its features: the self verifier's
+# log-odds for the mentor's segment, and the mentor's own (collect --mentor-judge).
+JUDGEMENTS = ("self_margin", "mentor_judge_lean", "mentor_judge_lean_swapped")
+SPLITTABLE = (*FEATURE_NAMES, *JUDGEMENTS)
 
 
 @dataclass(frozen=True)
@@ -43,18 +49,41 @@ class ValueBin:
         return sign_test_p(self.mentor_only_right, self.student_only_right)
 
 
+def _value_of(record: dict, name: str) -> float | None:  # type: ignore[type-arg]
+    value = record["features"].get(name) if name in FEATURE_NAMES else record.get(name)
+    return None if value is None else float(value)
+
+
+def _graded_with(paths: Sequence[Path], feature: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`feature`, and whether each branch finished right, for every outcome-labelled
+    divergence that has the feature."""
+    records, _, _ = read_divergences(paths)
+    graded = [r for r in records if None not in label_fields(r, "outcome")]
+    if not graded:
+        raise VerifierError("no outcome-labelled divergences: collect without --no-finish")
+    graded = [r for r in graded if _value_of(r, feature) is not None]
+    if not graded:
+        raise VerifierError(f"no outcome-labelled divergence has {feature}: collect with --mentor-judge")
+    values = np.asarray([_value_of(r, feature) for r in graded])
+    mentor = np.asarray([bool(r["mentor_correct"]) for r in graded])
+    student = np.asarray([bool(r["student_correct"]) for r in graded])
+    return values, mentor, student
+
+
+def ranking_auc(paths: Sequence[Path], feature: str) -> tuple[float, int]:
+    """How well `feature` ranks the decisive divergences (AUC for "the mentor's
+    branch finishes right"), and how many there are."""
+    values, mentor, student = _graded_with(paths, feature)
+    decisive = mentor != student
+    return auc(values[decisive], mentor[decisive].astype(float)), int(decisive.sum())
+
+
 def value_by_feature(paths: Sequence[Path], feature: str, bins: int = 4) -> list[ValueBin]:
     """The value of taking the mentor's segment in `bins` quantile bins of `feature`.
 
     Bins whose edges coincide (a feature that is mostly one value) are merged,
     so fewer bins may come back."""
-    records, _, _ = read_divergences(paths)
-    graded = [r for r in records if None not in label_fields(r, "outcome")]
-    if not graded:
-        raise VerifierError("no outcome-labelled divergences: collect without --no-finish")
-    values = np.asarray([float(r["features"][feature]) for r in graded])
-    mentor = np.asarray([bool(r["mentor_correct"]) for r in graded])
-    student = np.asarray([bool(r["student_correct"]) for r in graded])
+    values, mentor, student = _graded_with(paths, feature)
     edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
     # searchsorted on the inner edges (none for a single bin) puts each value in
     # exactly one bin, the top edge included
