@@ -80,3 +80,13 @@ def test_the_mentor_judge_needs_a_shared_tokenizer(tiny_paths, tmp_path, isolate
     result = CliRunner().invoke(cli, [*args, "--mentor-judge"])
     assert_one_line_error(result, "--mentor-judge needs a mentor that shares the student's tokenizer")
     assert not out.exists() or not out.read_text()
+
+
+def test_a_divergence_with_no_room_left_for_the_question_is_left_unjudged(tiny_paths):
+    with open_tiny(tiny_paths["mentor"]) as mentor:
+        word = mentor.tokenize(b" legs")
+        short, full = [dict(student_text=" four", mentor_text=" two") for _ in range(2)]
+        prefixes = [word * 4, word * mentor.n_ctx]  # the second cannot fit the mentor's context
+        collect_module.judge_with_mentor(mentor, word, len(word), [short, full], prefixes)
+    assert isinstance(short["mentor_judge_lean"], float) and MENTOR_HIDDEN_FIELD in short
+    assert not set(full) - {"student_text", "mentor_text"}

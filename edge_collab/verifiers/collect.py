@@ -33,7 +33,7 @@ from edge_collab.backends.base import ModelBackend
 from edge_collab.engine.generation import Prompts, start_generation
 from edge_collab.engine.sampling import TokenChooser, token_logprobs
 from edge_collab.engine.writer import ModelWriter
-from edge_collab.errors import IncompatiblePairError
+from edge_collab.errors import ContextOverflowError, IncompatiblePairError
 from edge_collab.evaluation.grading import grade
 from edge_collab.evaluation.prompts import Question, build_question
 from edge_collab.evaluation.tasks import Item
@@ -45,6 +45,7 @@ from edge_collab.verifiers.features import (
     FEATURE_NAMES,
     HIDDEN_FIELD,
     MENTOR_HIDDEN_FIELD,
+    MENTOR_JUDGE_FIELDS,
     encode_hidden_state,
     feature_vector,
 )
@@ -169,16 +170,20 @@ def judge_with_mentor(
     state at the end of the question. The pair shares a tokenizer, so the
     student's prefix tokens are the mentor's."""
     judge = SelfVerifier(mentor)
+    as_b, as_a = MENTOR_JUDGE_FIELDS
     for record, prefix in zip(records, prefixes, strict=True):
-        mentor.reset_to([*mentor_prompt, *prefix[student_prompt_length:]])  # keeps the cached common prefix
-        divergence = Divergence(len(mentor), len(mentor_prompt), record["student_text"], record["mentor_text"])
-        verdict, hidden = judge.choose_and_read(divergence)
-        swapped = judge.choose(
-            replace(divergence, student_text=record["mentor_text"], mentor_text=record["student_text"])
-        )
+        try:
+            mentor.reset_to([*mentor_prompt, *prefix[student_prompt_length:]])  # keeps the cached common prefix
+            divergence = Divergence(len(mentor), len(mentor_prompt), record["student_text"], record["mentor_text"])
+            verdict, hidden = judge.choose_and_read(divergence)
+            swapped = judge.choose(
+                replace(divergence, student_text=record["mentor_text"], mentor_text=record["student_text"])
+            )
+        except ContextOverflowError:
+            continue  # no room for the question this late in the answer: left unjudged
         assert verdict.lean is not None and swapped.lean is not None
-        record["mentor_judge_lean"] = verdict.lean
-        record["mentor_judge_lean_swapped"] = -swapped.lean
+        record[as_b] = verdict.lean
+        record[as_a] = -swapped.lean
         record[MENTOR_HIDDEN_FIELD] = encode_hidden_state(hidden)
 
 

@@ -82,8 +82,10 @@ def feature_vector(scores: DivergenceScores) -> np.ndarray:
 # The record field holding the student's hidden state at the end of the self
 # verifier's question (collect --hidden-state), encoded by encode_hidden_state.
 HIDDEN_FIELD = "verifier_question_hidden"
-# The same for the mentor reading that question (collect --mentor-judge).
+# The same for the mentor reading that question (collect --mentor-judge), and
+# its log-odds for its own segment offered as option B, then as option A.
 MENTOR_HIDDEN_FIELD = "mentor_question_hidden"
+MENTOR_JUDGE_FIELDS = ("mentor_judge_lean", "mentor_judge_lean_swapped")
 
 
 def encode_hidden_state(hidden: np.ndarray) -> str:

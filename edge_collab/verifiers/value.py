@@ -22,12 +22,12 @@ import numpy as np
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.significance import sign_test_p
 from edge_collab.plotting import pyplot
-from edge_collab.verifiers.features import FEATURE_NAMES
+from edge_collab.verifiers.features import FEATURE_NAMES, MENTOR_JUDGE_FIELDS
 from edge_collab.verifiers.training import auc, label_fields, read_divergences
 
 # What a divergence can be split by besides its features: the self verifier's
 # log-odds for the mentor's segment, and the mentor's own (collect --mentor-judge).
-JUDGEMENTS = ("self_margin", "mentor_judge_lean", "mentor_judge_lean_swapped")
+JUDGEMENTS = ("self_margin", *MENTOR_JUDGE_FIELDS)
 SPLITTABLE = (*FEATURE_NAMES, *JUDGEMENTS)
 
 
