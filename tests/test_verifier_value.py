@@ -11,7 +11,7 @@ from test_cli import assert_one_line_error
 
 from edge_collab.cli.main import cli
 from edge_collab.verifiers.features import FEATURE_NAMES
-from edge_collab.verifiers.value import value_by_feature
+from edge_collab.verifiers.value import read_graded
 
 
 def graded_divergences(path: Path, outcomes: list[tuple[float, bool | None, bool | None]]) -> Path:
@@ -42,7 +42,7 @@ OUTCOMES = [
 
 
 def test_bins_count_who_finishes_right(tmp_path):
-    low, high = value_by_feature([graded_divergences(tmp_path / "d.jsonl", OUTCOMES)], "student_entropy", bins=2)
+    low, high = read_graded([graded_divergences(tmp_path / "d.jsonl", OUTCOMES)], "student_entropy").value_bins(2)
     assert (low.low, low.high, low.divergences) == (0.1, 0.4, 4)
     assert (low.mentor_only_right, low.student_only_right, low.net_per_divergence) == (0, 3, -0.75)
     assert (high.low, high.high, high.divergences) == (2.1, 2.4, 4)
@@ -51,7 +51,7 @@ def test_bins_count_who_finishes_right(tmp_path):
 
 
 def test_a_feature_with_one_value_gives_one_bin(tmp_path):
-    (only,) = value_by_feature([graded_divergences(tmp_path / "d.jsonl", OUTCOMES)], "answer_position", bins=4)
+    (only,) = read_graded([graded_divergences(tmp_path / "d.jsonl", OUTCOMES)], "answer_position").value_bins(4)
     assert (only.divergences, only.mentor_only_right, only.student_only_right) == (8, 3, 3)
 
 
@@ -83,7 +83,7 @@ def test_the_mentor_s_judgement_splits_and_ranks_where_it_was_collected(tmp_path
     for line in lines[2:]:
         line["mentor_judge_lean"] = -line["features"]["student_entropy"]
     data.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    low, high = value_by_feature([data], "mentor_judge_lean", bins=2)
+    low, high = read_graded([data], "mentor_judge_lean").value_bins(2)
     assert (low.divergences, low.mentor_only_right, low.student_only_right) == (3, 2, 0)
     assert (high.divergences, high.mentor_only_right, high.student_only_right) == (4, 1, 2)
     result = CliRunner().invoke(cli, ["verifier", "value", str(data), "--by", "mentor_judge_lean", "--bins", "2"])

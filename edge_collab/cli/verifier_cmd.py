@@ -26,7 +26,7 @@ from edge_collab.verifiers.training import (
     load_records,
     train_mlp,
 )
-from edge_collab.verifiers.value import SPLITTABLE, plot_value, ranking_auc, value_by_feature
+from edge_collab.verifiers.value import SPLITTABLE, plot_value, read_graded
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -335,14 +335,15 @@ def value(files: tuple[Path, ...], feature: str, bins: int, plot: Path | None) -
     Net value: answers turned right minus answers turned wrong by taking the
     mentor's segment instead of the student's, per divergence, when the student
     writes the rest alone."""
-    value_bins = value_by_feature(files, feature, bins)
+    graded = read_graded(files, feature)
+    value_bins = graded.value_bins(bins)
     click.echo(f"{feature:>22}  divergences  only mentor right  only student right  net per divergence  sign test p")
     for part in value_bins:
         click.echo(
             f"{part.low:>10.3g} – {part.high:<9.3g}  {part.divergences:>11}  {part.mentor_only_right:>17}  "
             f"{part.student_only_right:>18}  {part.net_per_divergence:>+18.3f}  {part.p:>11.2f}"
         )
-    ranking, decisive = ranking_auc(files, feature)
+    ranking, decisive = graded.ranking_auc()
     click.echo(f"AUC of {feature} for the mentor's branch finishing right, on the {decisive} decisive: {ranking:.3f}")
     if plot is not None:
         plot_value(value_bins, feature, plot)

@@ -54,9 +54,48 @@ def _value_of(record: dict, name: str) -> float | None:  # type: ignore[type-arg
     return None if value is None else float(value)
 
 
-def _graded_with(paths: Sequence[Path], feature: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`feature`, and whether each branch finished right, for every outcome-labelled
-    divergence that has the feature."""
+@dataclass(frozen=True)
+class GradedDivergences:
+    """One value per outcome-labelled divergence, and whether each branch finished right."""
+
+    values: np.ndarray
+    mentor_right: np.ndarray
+    student_right: np.ndarray
+
+    def ranking_auc(self) -> tuple[float, int]:
+        """How well the value ranks the decisive divergences (AUC for "the
+        mentor's branch finishes right"), and how many there are."""
+        decisive = self.mentor_right != self.student_right
+        return auc(self.values[decisive], self.mentor_right[decisive].astype(float)), int(decisive.sum())
+
+    def value_bins(self, bins: int = 4) -> list[ValueBin]:
+        """The value of taking the mentor's segment in `bins` quantile bins.
+
+        Bins whose edges coincide (a feature that is mostly one value) are merged,
+        so fewer bins may come back."""
+        values, mentor, student = self.values, self.mentor_right, self.student_right
+        edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
+        # searchsorted on the inner edges (none for a single bin) puts each value in
+        # exactly one bin, the top edge included
+        index = np.searchsorted(edges[1:-1], values, side="right")
+        result = []
+        for number in range(max(1, len(edges) - 1)):
+            chosen = index == number
+            result.append(
+                ValueBin(
+                    low=float(values[chosen].min()),
+                    high=float(values[chosen].max()),
+                    divergences=int(chosen.sum()),
+                    mentor_only_right=int((mentor & ~student & chosen).sum()),
+                    student_only_right=int((student & ~mentor & chosen).sum()),
+                )
+            )
+        return result
+
+
+def read_graded(paths: Sequence[Path], feature: str) -> GradedDivergences:
+    """`feature` of every outcome-labelled divergence of `paths` that has it (the
+    files are read once, for both the bins and the ranking)."""
     records, _, _ = read_divergences(paths)
     graded = [r for r in records if None not in label_fields(r, "outcome")]
     if not graded:
@@ -64,43 +103,11 @@ def _graded_with(paths: Sequence[Path], feature: str) -> tuple[np.ndarray, np.nd
     graded = [r for r in graded if _value_of(r, feature) is not None]
     if not graded:
         raise VerifierError(f"no outcome-labelled divergence has {feature}: collect with --mentor-judge")
-    values = np.asarray([_value_of(r, feature) for r in graded])
-    mentor = np.asarray([bool(r["mentor_correct"]) for r in graded])
-    student = np.asarray([bool(r["student_correct"]) for r in graded])
-    return values, mentor, student
-
-
-def ranking_auc(paths: Sequence[Path], feature: str) -> tuple[float, int]:
-    """How well `feature` ranks the decisive divergences (AUC for "the mentor's
-    branch finishes right"), and how many there are."""
-    values, mentor, student = _graded_with(paths, feature)
-    decisive = mentor != student
-    return auc(values[decisive], mentor[decisive].astype(float)), int(decisive.sum())
-
-
-def value_by_feature(paths: Sequence[Path], feature: str, bins: int = 4) -> list[ValueBin]:
-    """The value of taking the mentor's segment in `bins` quantile bins of `feature`.
-
-    Bins whose edges coincide (a feature that is mostly one value) are merged,
-    so fewer bins may come back."""
-    values, mentor, student = _graded_with(paths, feature)
-    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
-    # searchsorted on the inner edges (none for a single bin) puts each value in
-    # exactly one bin, the top edge included
-    index = np.searchsorted(edges[1:-1], values, side="right")
-    result = []
-    for number in range(max(1, len(edges) - 1)):
-        chosen = index == number
-        result.append(
-            ValueBin(
-                low=float(values[chosen].min()),
-                high=float(values[chosen].max()),
-                divergences=int(chosen.sum()),
-                mentor_only_right=int((mentor & ~student & chosen).sum()),
-                student_only_right=int((student & ~mentor & chosen).sum()),
-            )
-        )
-    return result
+    return GradedDivergences(
+        np.asarray([_value_of(r, feature) for r in graded]),
+        np.asarray([bool(r["mentor_correct"]) for r in graded]),
+        np.asarray([bool(r["student_correct"]) for r in graded]),
+    )
 
 
 def plot_value(value_bins: Sequence[ValueBin], feature: str, path: Path) -> None:
