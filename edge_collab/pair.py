@@ -25,10 +25,11 @@ from edge_collab.probing import MentorBudget
 from edge_collab.remote.client import ENV_API_KEY, CompletionClient, RemoteSettings
 from edge_collab.remote.mentor import RemoteMentor
 from edge_collab.settings import GenerationSettings, ModelSettings
-from edge_collab.verifiers import AlwaysMentor, AlwaysStudent, SelfVerifier, Verifier
+from edge_collab.verifiers import SelfVerifier, Verifier
+from edge_collab.verifiers.fixed import FIXED_VERIFIERS
 from edge_collab.verifiers.onnx_verifier import OnnxVerifier
 
-VERIFIERS = ("self", "onnx", "always-mentor", "always-student")
+VERIFIERS = ("self", "onnx", *FIXED_VERIFIERS)
 SHIPPED_VERIFIER = Path(__file__).parent / "verifiers" / "data" / "default_pair.onnx"
 
 
@@ -143,8 +144,7 @@ class CollabPair:
             choices: dict[str, Callable[[], Verifier]] = {
                 "self": lambda: SelfVerifier(self.student),
                 "onnx": lambda: _shipped_verifier(self.student),
-                "always-mentor": AlwaysMentor,
-                "always-student": AlwaysStudent,
+                **FIXED_VERIFIERS,
             }
             name = self.verifier_name
             # Asked for only in collab mode, where the student is loaded anyway;

@@ -10,6 +10,7 @@ from pathlib import Path
 from edge_collab.errors import EdgeCollabError
 from edge_collab.evaluation.runner import read_results
 from edge_collab.plotting import pyplot
+from edge_collab.verifiers.fixed import FIXED_VERIFIERS
 
 METHOD_COLOURS = {
     "student": "tab:blue",
@@ -213,11 +214,7 @@ def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
             if method == "collab" and not run.is_fixed_loop:
                 # Variants: the marker tells the probe policy, the colour whether a verifier judges.
                 marker = "X" if run.probe_policy != "random" else "*"
-                colour = (
-                    "darkgreen"
-                    if run.header.get("verifier", "self") not in ("always-mentor", "always-student")
-                    else "goldenrod"
-                )
+                colour = "goldenrod" if run.header.get("verifier", "self") in FIXED_VERIFIERS else "darkgreen"
             axis.errorbar(
                 100 * run.mentor_share,
                 100 * run.accuracy,

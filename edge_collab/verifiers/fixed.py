@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from edge_collab.verifiers.base import Divergence, Verdict
+from collections.abc import Callable
+
+from edge_collab.verifiers.base import Divergence, Verdict, Verifier
 
 
 class AlwaysMentor:
@@ -17,3 +19,7 @@ class AlwaysStudent:
 
     def choose(self, divergence: Divergence) -> Verdict:
         return Verdict(adopt_mentor=False)
+
+
+# Their names on the command line and in result headers.
+FIXED_VERIFIERS: dict[str, Callable[[], Verifier]] = {"always-mentor": AlwaysMentor, "always-student": AlwaysStudent}
