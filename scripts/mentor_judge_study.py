@@ -14,26 +14,29 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_collab.evaluation.significance import sign_test_p
-from edge_collab.verifiers.features import FEATURE_NAMES, MENTOR_HIDDEN_FIELD, decode_hidden_state
-from edge_collab.verifiers.training import Dataset, _choices, auc, cross_validate, read_divergences, train_mlp
+from edge_collab.verifiers.collect import finished_items
+from edge_collab.verifiers.features import FEATURE_NAMES, MENTOR_HIDDEN_FIELD, MENTOR_JUDGE_FIELDS, decode_hidden_state
+from edge_collab.verifiers.training import (
+    Dataset,
+    _choices,
+    _outcome,
+    auc,
+    cross_validate,
+    read_divergences,
+    train_mlp,
+)
 
 R = Path(__file__).resolve().parent.parent / "results" / "verifier"
 early = [R / "elementary_math_qa-question_only.jsonl", R / "strategyqa.jsonl"]
 late = [R / "outcome-hidden-elementary_math_qa-question_only.jsonl", R / "outcome-hidden-strategyqa.jsonl"]
 judged = [R / f"judge-{path.name}" for path in [*early, *late]]
+AS_B, AS_A = MENTOR_JUDGE_FIELDS  # the mentor's log-odds for its segment offered as option B, then as A
 
 
 def decisive_judged_rows() -> tuple[list[dict], set[str]]:  # type: ignore[type-arg]
     """Decisive divergences (exactly one branch finishes right) that the mentor judged."""
     records, _, differing = read_divergences([*early, *late, *judged])
-    rows = [
-        r
-        for r in records
-        if r.get("student_correct") is not None
-        and r["student_correct"] != r["mentor_correct"]
-        and r.get("mentor_judge_lean") is not None
-    ]
+    rows = [r for r in records if _outcome(r) is not None and r.get(AS_B) is not None]
     return rows, differing
 
 
@@ -47,8 +50,8 @@ def auc_with_p(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def judged_directly(name: str, rows: list[dict]) -> None:  # type: ignore[type-arg]
     y = np.array([1.0 if r["mentor_correct"] else 0.0 for r in rows])
-    as_b = np.array([r["mentor_judge_lean"] for r in rows])
-    as_a = np.array([r["mentor_judge_lean_swapped"] for r in rows])
+    as_b = np.array([r[AS_B] for r in rows])
+    as_a = np.array([r[AS_A] for r in rows])
     both = (as_b + as_a) / 2
     self_margin = np.array([r["self_margin"] for r in rows])
     print(f"\n== {name}: {len(rows)} decisive, the mentor's branch right in {int(y.sum())} ({y.mean():.1%})")
@@ -61,10 +64,8 @@ def judged_directly(name: str, rows: list[dict]) -> None:  # type: ignore[type-a
         area, p = auc_with_p(score, y)
         right = (score > 0) == (y == 1)
         print(f"{label:26s} accuracy {right.mean():.1%}  AUC {area:.3f} (p {p:.3f})  adopts {(score > 0).mean():.1%}")
-    right = (both > 0) == (y == 1)
-    for label, other in (("self verifier", (self_margin > 0) == (y == 1)), ("always-mentor", y == 1)):
-        wins, losses = int((right & ~other).sum()), int((~right & other).sum())
-        print(f"both orders vs {label}: {wins} / {losses}, p = {sign_test_p(wins, losses):.3f}")
+    # Against the self verifier and always-mentor, as training compares a learned choice.
+    show("mentor, both orders, as the choice", _choices(y, 1 / (1 + np.exp(-both)), self_margin))
 
 
 def inputs_of(inputs: tuple[str, ...], rows: list[dict]) -> Dataset:  # type: ignore[type-arg]
@@ -74,7 +75,7 @@ def inputs_of(inputs: tuple[str, ...], rows: list[dict]) -> Dataset:  # type: ig
         if "features" in inputs:
             parts.append(np.asarray([r["features"][n] for n in FEATURE_NAMES]))
         if "judge" in inputs:
-            parts.append(np.asarray([r["mentor_judge_lean"], r["mentor_judge_lean_swapped"]]))
+            parts.append(np.asarray([r[AS_B], r[AS_A]]))
         if "mentor_hidden" in inputs:
             parts.append(decode_hidden_state(r[MENTOR_HIDDEN_FIELD]))
         x.append(np.concatenate(parts).astype(np.float64))
@@ -87,7 +88,7 @@ def show(name: str, result: dict) -> None:  # type: ignore[type-arg]
     learned, by_self, mentor = result["learned"], result["self"], result["always_mentor"]
     vs_self, vs_mentor = result["learned_vs_self"], result["learned_vs_always_mentor"]
     print(
-        f"{name:42s} n={int(result['divergences']['count'])} learned {learned['accuracy']:.1%} "
+        f"{name:42s} n={int(result['divergences']['count'])} choice {learned['accuracy']:.1%} "
         f"(AUC {learned['auc']:.3f}) self {by_self['accuracy']:.1%} always-mentor {mentor['accuracy']:.1%} | "
         f"vs self {int(vs_self['wins'])}/{int(vs_self['losses'])} p={vs_self['p']:.3f} "
         f"vs always-mentor {int(vs_mentor['wins'])}/{int(vs_mentor['losses'])} p={vs_mentor['p']:.3f}"
@@ -95,7 +96,7 @@ def show(name: str, result: dict) -> None:  # type: ignore[type-arg]
 
 
 def learned(rows: list[dict]) -> None:  # type: ignore[type-arg]
-    early_items = {r["item"] for r in read_divergences(early)[0]}
+    early_items = set().union(*(finished_items(path)[0] for path in early))
     train = [r for r in rows if r["item"] not in early_items]
     test = [r for r in rows if r["item"] in early_items]
     print()
