@@ -139,6 +139,13 @@ class CollabPair:
         return self._mentor.stem if isinstance(self._mentor, Path) else self._mentor.name
 
     @property
+    def verifier_file(self) -> Path | None:
+        """The learned verifier's file; None for the self and fixed verifiers."""
+        if self.verifier_name == "onnx":
+            return SHIPPED_VERIFIER
+        return Path(self.verifier_name) if self.verifier_name.endswith(".onnx") else None
+
+    @property
     def verifier(self) -> Verifier:
         if self._verifier is None:
             choices: dict[str, Callable[[], Verifier]] = {

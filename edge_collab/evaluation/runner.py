@@ -80,6 +80,9 @@ def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSe
             "segment_tokens": settings.segment_tokens,
             "verifier": pair.verifier_name,
         }
+        if pair.verifier_file is not None and pair.verifier_file.is_file():
+            # A learned verifier's name or path says nothing of its weights: a retrained file starts new results.
+            header["verifier_sha256"] = hashlib.sha256(pair.verifier_file.read_bytes()).hexdigest()[:12]
         # Added after the first results were recorded: left out at their defaults
         # so those results keep their file names.
         if settings.probe_policy != "random":
