@@ -261,3 +261,26 @@ def test_each_budgeted_run_through_one_pair_starts_its_own_controller(tiny_paths
     together, alone = sweep(tmp_path / "together", "4,8"), sweep(tmp_path / "alone", "8")
     assert together[8] == alone[8]
     assert together[4][-1] != 0.0  # the first grid point did leave a pressure behind
+
+
+def test_a_learned_verifier_s_run_is_named_by_the_file_s_contents(tiny_paths, small_task, tmp_path):
+    """A retrained verifier at the same path starts new results instead of
+    resuming answers that the old weights chose."""
+    from test_learned_verifier import synthetic_records
+
+    from edge_collab.verifiers.training import export_onnx, load_records, train_mlp
+
+    verifier = tmp_path / "v.onnx"
+    out = tmp_path / "results"
+    names = []
+    for seed in (0, 1):
+        data = load_records([synthetic_records(tmp_path / f"div{seed}.jsonl", seed=seed)])
+        export_onnx(train_mlp(data.features, data.labels, epochs=50, seed=seed), verifier, {})
+        result = run_eval(tiny_paths, small_task, out, "--limit", "1", "--method", "collab", "--verifier", str(verifier))
+        assert result.exit_code == 0, result.output
+        newest = max(out.glob("*__collab__*.jsonl"), key=lambda f: f.stat().st_mtime_ns)
+        header, items = read_results(newest)
+        assert header is not None and len(items) == 1
+        assert header["verifier_sha256"] == hashlib.sha256(verifier.read_bytes()).hexdigest()[:12]
+        names.append(newest.name)
+    assert names[0] != names[1]

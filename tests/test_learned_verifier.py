@@ -20,6 +20,8 @@ from edge_collab.cli.main import cli
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.runner import read_results
 from edge_collab.evaluation.tasks import _is_train, load_task, select
+from edge_collab.pair import SHIPPED_VERIFIER
+from edge_collab.presets.registry import DEFAULT_PAIR, load_pairs, load_presets
 from edge_collab.verifiers.base import Divergence
 from edge_collab.verifiers.collect import RecordingVerifier
 from edge_collab.verifiers.features import (
@@ -424,6 +426,23 @@ def test_a_verifier_trained_on_hidden_states_reads_them_from_the_student(tiny_pa
         reader.choose_and_read = lambda divergence: reads.append(1) or original(divergence)
         result = pair.generate("the cat sat on the mat. what is two plus two?")
     assert result.stats.verifier_calls > 0 and len(reads) == result.stats.verifier_calls
+
+
+def test_the_shipped_verifier_is_the_default_pair_s_and_refuses_other_students(student):
+    """`--verifier onnx`: trained on the default pair's outcome-labelled
+    divergences (its provenance is in the README and in its metadata). It reads
+    the 0.5B student's hidden state, so another student is refused in one line."""
+    metadata = read_metadata(SHIPPED_VERIFIER)
+    presets, pair = load_presets(), load_pairs()[DEFAULT_PAIR]
+    assert metadata["student"] == Path(presets[pair.student].file).stem
+    assert metadata["mentor"] == Path(presets[pair.mentor].file).stem
+    assert metadata["hidden_state_size"] == "896"  # Qwen2.5-0.5B's embedding length
+    assert json.loads(metadata["metrics"])["cross_validated"]["divergences"]["count"] >= 300
+    repository = Path(__file__).resolve().parents[1]
+    for source in json.loads(metadata["training_data"]):
+        assert (repository / "results" / "verifier" / source.split(":")[0]).is_file()
+    with pytest.raises(VerifierError, match=f"hidden states of 896 numbers; {student.name} has {student.hidden_size}"):
+        CollabPair(student, verifier="onnx").verifier
 
 
 def test_a_divergence_collected_twice_is_merged_and_must_match(tmp_path):
