@@ -443,6 +443,9 @@ def test_the_shipped_verifier_is_the_default_pair_s_and_refuses_other_students(s
         assert (repository / "results" / "verifier" / source.split(":")[0]).is_file()
     with pytest.raises(VerifierError, match=f"hidden states of 896 numbers; {student.name} has {student.hidden_size}"):
         CollabPair(student, verifier="onnx").verifier
+    for arguments in ([], ["onnx"]):
+        shown = CliRunner().invoke(cli, ["verifier", "info", *arguments])
+        assert shown.exit_code == 0 and f"student: {metadata['student']}" in shown.output.splitlines()
 
 
 def test_a_divergence_collected_twice_is_merged_and_must_match(tmp_path):

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_collab.cli.options import model_options, open_pair
 from edge_collab.evaluation.tasks import load_task, select
+from edge_collab.pair import SHIPPED_VERIFIER
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.collect import collect_divergences, finished_items, local_mentor
 from edge_collab.verifiers.onnx_verifier import read_metadata
@@ -351,8 +352,10 @@ def value(files: tuple[Path, ...], feature: str, bins: int, plot: Path | None) -
 
 
 @verifier.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def info(file: Path) -> None:
-    """Show a verifier file's metadata."""
-    for key, value in sorted(read_metadata(file).items()):
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def info(file: Path | None) -> None:
+    """Show a verifier file's metadata (without FILE, or with 'onnx': the one
+    shipped for the default pair, which --verifier onnx uses)."""
+    path = SHIPPED_VERIFIER if file is None or str(file) == "onnx" else file
+    for key, value in sorted(read_metadata(path).items()):
         click.echo(f"{key}: {value}")
