@@ -276,7 +276,9 @@ def test_a_learned_verifier_s_run_is_named_by_the_file_s_contents(tiny_paths, sm
     for seed in (0, 1):
         data = load_records([synthetic_records(tmp_path / f"div{seed}.jsonl", seed=seed)])
         export_onnx(train_mlp(data.features, data.labels, epochs=50, seed=seed), verifier, {})
-        result = run_eval(tiny_paths, small_task, out, "--limit", "1", "--method", "collab", "--verifier", str(verifier))
+        result = run_eval(
+            tiny_paths, small_task, out, "--limit", "1", "--method", "collab", "--verifier", str(verifier)
+        )
         assert result.exit_code == 0, result.output
         newest = max(out.glob("*__collab__*.jsonl"), key=lambda f: f.stat().st_mtime_ns)
         header, items = read_results(newest)

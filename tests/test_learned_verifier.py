@@ -36,8 +36,10 @@ from edge_collab.verifiers.onnx_verifier import OnnxVerifier, read_metadata
 from edge_collab.verifiers.training import (
     Mlp,
     _item_buckets,
+    calibrate_scores,
     cross_validate,
     export_onnx,
+    fit_calibration,
     load_records,
     train_mlp,
 )
@@ -177,6 +179,62 @@ def test_onnx_matches_the_numpy_model(tmp_path):
     export_onnx(model, path, {"student": "any", "mentor": "any"})
     batch = data.features[:32]
     assert np.allclose(OnnxVerifier(path).probability(batch), model.probability(batch), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("true_scale", "base_shift", "expected"),
+    [
+        (0.5, 0.0, (0.5, 0.0)),  # overconfident scores are shrunk
+        (2.0, 1.0, (2.0, 1.0)),  # underconfident ones stretched, and a skew put back
+        (0.0, 0.85, (0.0, 0.85)),  # scores that know nothing leave the base rate alone
+        (-1.0, 0.0, (0.0, 0.0)),  # and inverted ones are flattened, not turned round
+    ],
+)
+def test_calibration_recovers_how_far_the_scores_hold(true_scale, base_shift, expected):
+    rng = np.random.default_rng(0)
+    logit = rng.normal(0, 2, 40_000)
+    labels = (rng.random(logit.size) < 1 / (1 + np.exp(-(true_scale * logit + base_shift)))).astype(float)
+    scale, shift = fit_calibration(1 / (1 + np.exp(-logit)), labels)
+    assert scale == pytest.approx(expected[0], abs=0.05) and shift == pytest.approx(expected[1], abs=0.05)
+
+
+def test_a_calibrated_model_and_its_onnx_file_give_the_calibrated_scores(tmp_path):
+    data = load_records([synthetic_records(tmp_path / "div.jsonl")])
+    model = train_mlp(data.features, data.labels, epochs=200)
+    calibrated = model.calibrated(0.3, -0.4)
+    expected = calibrate_scores(model.probability(data.features), 0.3, -0.4)
+    assert np.allclose(calibrated.probability(data.features), expected)
+    export_onnx(calibrated, tmp_path / "c.onnx", {})
+    assert np.allclose(OnnxVerifier(tmp_path / "c.onnx").probability(data.features), expected, atol=1e-5)
+
+
+def test_training_on_labels_that_features_do_not_predict_ships_modest_log_odds(tmp_path):
+    """An MLP fits noise with confident outputs; the budget controller adds at
+    most a few nats to a verifier's log-odds, so train calibrates them on
+    items the model never saw (unless --no-calibrate)."""
+    records = synthetic_records(tmp_path / "div.jsonl")
+    rng = np.random.default_rng(5)
+    lines = []
+    for line in records.read_text().splitlines():
+        record = json.loads(line)
+        if record["type"] == "divergence" and record["item"] != "tie":
+            mentor_better = bool(rng.random() < 0.5)
+            record |= {"mentor_correct": mentor_better, "student_correct": not mentor_better}
+        lines.append(json.dumps(record))
+    records.write_text("\n".join(lines) + "\n")
+    data = load_records([records])
+    spread, printed = {}, {}
+    for flag in ("--calibrate", "--no-calibrate"):
+        out = tmp_path / f"{flag}.onnx"
+        result = CliRunner().invoke(cli, ["verifier", "train", str(records), "--out", str(out), flag])
+        assert result.exit_code == 0, result.output
+        p = OnnxVerifier(out).probability(data.features)
+        spread[flag], printed[flag] = float(np.abs(np.log(p / (1 - p))).mean()), result.output
+    assert spread["--calibrate"] < 0.5 < 2 < spread["--no-calibrate"]
+    assert "calibrated on the 5-fold scores" in printed["--calibrate"]
+    assert "calibrated" not in printed["--no-calibrate"]
+    calibration = json.loads(read_metadata(tmp_path / "--calibrate.onnx")["metrics"])["calibration"]
+    assert calibration["scale"] < 0.2
 
 
 def test_a_verifier_with_other_features_is_refused(tmp_path):
@@ -442,7 +500,7 @@ def test_the_shipped_verifier_is_the_default_pair_s_and_refuses_other_students(s
     for source in json.loads(metadata["training_data"]):
         assert (repository / "results" / "verifier" / source.split(":")[0]).is_file()
     with pytest.raises(VerifierError, match=f"hidden states of 896 numbers; {student.name} has {student.hidden_size}"):
-        CollabPair(student, verifier="onnx").verifier
+        _ = CollabPair(student, verifier="onnx").verifier
     for arguments in ([], ["onnx"]):
         shown = CliRunner().invoke(cli, ["verifier", "info", *arguments])
         assert shown.exit_code == 0 and f"student: {metadata['student']}" in shown.output.splitlines()

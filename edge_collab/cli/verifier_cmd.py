@@ -20,11 +20,14 @@ from edge_collab.verifiers.collect import collect_divergences, finished_items, l
 from edge_collab.verifiers.onnx_verifier import read_metadata
 from edge_collab.verifiers.training import (
     Label,
+    calibrate_scores,
     compare_on,
-    cross_validate,
     export_onnx,
+    fit_calibration,
     held_out_mask,
     load_records,
+    out_of_fold_scores,
+    scored_choices,
     train_mlp,
 )
 from edge_collab.verifiers.value import SPLITTABLE, plot_value, read_graded
@@ -227,6 +230,13 @@ def collect(
     help="Also read the student's hidden state at the end of the self verifier's question "
     "(collected with --hidden-state; the verifier then works only with that student).",
 )
+@click.option(
+    "--calibrate/--no-calibrate",
+    default=True,
+    show_default=True,
+    help="Rescale the model's log-odds to how well it predicts items it never saw (Platt scaling on the "
+    "cross-validated scores), so the mentor budget's pressure can outweigh them; needs --folds of 2 or more.",
+)
 @click.pass_context
 def train(
     ctx: click.Context,
@@ -240,6 +250,7 @@ def train(
     label: Label,
     evaluate_on: tuple[Path, ...],
     hidden_state: bool,
+    calibrate: bool,
 ) -> None:
     """Train an MLP on collected divergences and export it to ONNX.
 
@@ -260,13 +271,23 @@ def train(
         raise click.ClickException("too few items to hold some out; collect more")
     fit: dict[str, Any] = {"hidden": hidden, "seed": seed, "weight_decay": weight_decay}
     model = train_mlp(dataset.features[~mask], dataset.labels[~mask], **fit)
-    metrics: dict[str, Any] = {
+    metrics: dict[str, Any] = {}
+    if folds >= 2:
+        scores = out_of_fold_scores(dataset, folds, **fit)
+        metrics["cross_validated"] = scored_choices(dataset, scores)
+        if calibrate:
+            scored = ~np.isnan(scores)
+            scale, shift = fit_calibration(scores[scored], dataset.labels[scored])
+            model = model.calibrated(scale, shift)
+            metrics["calibration"] = {"scale": scale, "shift": shift}
+            # In-sample for the two calibration numbers, out-of-fold for the model:
+            # what the shipped thresholds would have chosen on the same divergences.
+            metrics["cross_validated_calibrated"] = scored_choices(dataset, calibrate_scores(scores, scale, shift))
+    metrics |= {
         "held_out": compare_on(dataset, mask, model),
         "training": compare_on(dataset, ~mask, model),
         "ties_excluded": dataset.ties,
     }
-    if folds >= 2:
-        metrics["cross_validated"] = cross_validate(dataset, folds, **fit)
     if outcome_test is not None:
         metrics["outcome_test"] = compare_on(outcome_test, np.ones(len(outcome_test.labels), dtype=bool), model)
     metrics["label"] = label
@@ -301,7 +322,14 @@ def train(
         agreement = float((dataset.labels[compared] == dataset.outcomes[compared]).mean())
         shared = int(compared.sum())
         click.echo(f"  the belief label agrees with the outcome on {agreement:.1%} of {shared} divergences")
-    sections = [("held_out", "held out"), ("cross_validated", f"{folds}-fold")]
+    if "calibration" in metrics:
+        scale, shift = metrics["calibration"]["scale"], metrics["calibration"]["shift"]
+        click.echo(f"  calibrated on the {folds}-fold scores: log-odds x {scale:.3f} {shift:+.3f}")
+    sections = [
+        ("held_out", "held out"),
+        ("cross_validated", f"{folds}-fold"),
+        ("cross_validated_calibrated", f"{folds}-fold, calibrated"),
+    ]
     if outcome_test is not None:
         sections.append(("outcome_test", f"outcomes of --evaluate-on ({len(outcome_test.labels)})"))
     for section, title in sections:

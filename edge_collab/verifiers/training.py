@@ -222,6 +222,10 @@ class Mlp:
         hidden = np.tanh(((x - self.mean) / self.std) @ self.w1 + self.b1)
         return 1.0 / (1.0 + np.exp(-(hidden @ self.w2 + self.b2).reshape(-1)))
 
+    def calibrated(self, scale: float, shift: float) -> Mlp:
+        """The same model with its logit mapped to scale × logit + shift (folded into the output layer)."""
+        return Mlp(self.mean, self.std, self.w1, self.b1, self.w2 * scale, self.b2 * scale + shift)
+
 
 def train_mlp(
     x: np.ndarray,
@@ -304,6 +308,18 @@ def cross_validate(dataset: Dataset, folds: int = 5, **training: Any) -> dict[st
     and the constant choices on the same divergences. `training` goes to
     train_mlp (hidden, epochs, learning_rate, weight_decay, seed).
     """
+    return scored_choices(dataset, out_of_fold_scores(dataset, folds, **training))
+
+
+def scored_choices(dataset: Dataset, scores: np.ndarray) -> dict[str, dict[str, float]]:
+    """_choices on the divergences that have a score (out-of-fold scores leave NaN where a fold was not trained)."""
+    scored = ~np.isnan(scores)
+    return _choices(dataset.labels[scored], scores[scored], dataset.self_margin[scored])
+
+
+def out_of_fold_scores(dataset: Dataset, folds: int = 5, **training: Any) -> np.ndarray:
+    """p(mentor's branch better) for each divergence from a model trained
+    without its item (NaN where a fold could not be trained)."""
     bucket = _item_buckets(dataset.items, folds)
     scores = np.full(len(dataset.labels), np.nan)
     for fold in range(folds):
@@ -311,8 +327,40 @@ def cross_validate(dataset: Dataset, folds: int = 5, **training: Any) -> dict[st
         if test.any() and len(np.unique(dataset.labels[~test])) == 2:
             model = train_mlp(dataset.features[~test], dataset.labels[~test], **training)
             scores[test] = model.probability(dataset.features[test])
-    scored = ~np.isnan(scores)
-    return _choices(dataset.labels[scored], scores[scored], dataset.self_margin[scored])
+    return scores
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    clipped = np.clip(p, 1e-15, 1 - 1e-15)  # float64 sigmoids reach this only past logit ±34
+    return np.log(clipped / (1 - clipped))
+
+
+def calibrate_scores(scores: np.ndarray, scale: float, shift: float) -> np.ndarray:
+    """What Mlp.calibrated(scale, shift) would have given for these scores."""
+    return 1 / (1 + np.exp(-(scale * _logit(scores) + shift)))
+
+
+def fit_calibration(scores: np.ndarray, labels: np.ndarray, steps: int = 50) -> tuple[float, float]:
+    """Platt scaling: (scale, shift) so that sigmoid(scale × logit(score) + shift)
+    best predicts `labels` (maximum likelihood, Newton's method).
+
+    Fitted on out-of-fold scores, it says how far the model's confidence holds
+    on items it never saw. The budget controller adds its pressure to these
+    log-odds, so they must be real log-odds: an overfitted MLP's ±8 would
+    outweigh any pressure. The scale is kept ≥ 0 (a model that ranks worse
+    than chance is flattened to the base rate, never inverted)."""
+    logit = _logit(scores)
+    x = np.stack([logit, np.ones_like(logit)], axis=1)
+    params = np.zeros(2)
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ params)))
+        gradient = x.T @ (p - labels)
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(2)
+        params = params - np.linalg.solve(hessian, gradient)
+        if params[0] < 0:  # flatten, and refit the base rate alone
+            base = float(np.clip(labels.mean(), 1e-6, 1 - 1e-6))
+            return 0.0, float(np.log(base / (1 - base)))
+    return float(params[0]), float(params[1])
 
 
 def export_onnx(model: Mlp, path: Path, metadata: dict[str, str]) -> None:
