@@ -65,7 +65,9 @@ class Run:
         h = self.header
         uncertain = self.probe_policy == "uncertainty"
         probing = f"H≥{h['uncertainty_threshold']:g}" if uncertain else f"ρ={h['probe_rate']:g}"
-        return f"collab {probing} k={h['segment_tokens']} {h['verifier']}{budget}"
+        # A learned verifier's name says nothing of its weights; its file's hash does.
+        verifier = f"{h['verifier']}@{h['verifier_sha256'][:6]}" if "verifier_sha256" in h else h["verifier"]
+        return f"collab {probing} k={h['segment_tokens']} {verifier}{budget}"
 
     def total(self, key: str) -> float:
         return float(sum(r[key] for r in self.items.values()))
