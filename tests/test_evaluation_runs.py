@@ -286,3 +286,14 @@ def test_a_learned_verifier_s_run_is_named_by_the_file_s_contents(tiny_paths, sm
         assert header["verifier_sha256"] == hashlib.sha256(verifier.read_bytes()).hexdigest()[:12]
         names.append(newest.name)
     assert names[0] != names[1]
+
+
+def test_report_labels_a_learned_verifier_s_runs_by_its_file():
+    from edge_collab.evaluation.report import Run
+
+    header = {"method": "collab", "task": "t", "probe_rate": 0.25, "segment_tokens": 16, "mentor_budget": 0.18}
+    first = Run({**header, "verifier": "onnx", "verifier_sha256": "b0f1210f73fe"}, {}, Path("a.jsonl"))
+    second = Run({**header, "verifier": "onnx", "verifier_sha256": "7a7c1c262150"}, {}, Path("b.jsonl"))
+    assert first.label == "collab ρ=0.25 k=16 onnx@b0f121 budget 0.18"
+    assert second.label != first.label
+    assert Run({**header, "verifier": "self"}, {}, Path("c.jsonl")).label == "collab ρ=0.25 k=16 self budget 0.18"
