@@ -198,6 +198,13 @@ def test_calibration_recovers_how_far_the_scores_hold(true_scale, base_shift, ex
     assert scale == pytest.approx(expected[0], abs=0.05) and shift == pytest.approx(expected[1], abs=0.05)
 
 
+def test_calibration_of_separating_or_constant_scores_is_finite(recwarn):
+    scale, shift = fit_calibration(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0.0, 0, 1, 1]))
+    assert np.isfinite(scale) and scale > 1 and abs(shift) < 1e-3
+    assert fit_calibration(np.full(4, 0.5), np.array([0.0, 1, 1, 1])) == (0.0, pytest.approx(np.log(3)))
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_a_calibrated_model_and_its_onnx_file_give_the_calibrated_scores(tmp_path):
     data = load_records([synthetic_records(tmp_path / "div.jsonl")])
     model = train_mlp(data.features, data.labels, epochs=200)

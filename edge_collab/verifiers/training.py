@@ -352,14 +352,15 @@ def fit_calibration(scores: np.ndarray, labels: np.ndarray, steps: int = 50) -> 
     logit = _logit(scores)
     x = np.stack([logit, np.ones_like(logit)], axis=1)
     params = np.zeros(2)
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(x @ params)))
-        gradient = x.T @ (p - labels)
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(2)
-        params = params - np.linalg.solve(hessian, gradient)
-        if params[0] < 0:  # flatten, and refit the base rate alone
-            base = float(np.clip(labels.mean(), 1e-6, 1 - 1e-6))
-            return 0.0, float(np.log(base / (1 - base)))
+    with np.errstate(over="ignore"):  # scores that separate the labels push the scale up; exp saturates harmlessly
+        for _ in range(steps):
+            p = 1 / (1 + np.exp(-(x @ params)))
+            gradient = x.T @ (p - labels)
+            hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(2)
+            params = params - np.linalg.solve(hessian, gradient)
+    if not params[0] > 0:  # no better than chance on unseen items: the base rate alone
+        base = float(np.clip(labels.mean(), 1e-6, 1 - 1e-6))
+        return 0.0, float(np.log(base / (1 - base)))
     return float(params[0]), float(params[1])
 
 
