@@ -209,6 +209,15 @@ def held_out_mask(items: Sequence[str], fraction: float = 0.25) -> np.ndarray:
     return _item_buckets(items, 100) < fraction * 100
 
 
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    clipped = np.clip(p, 1e-15, 1 - 1e-15)  # float64 sigmoids reach this only past logit ±34
+    return np.log(clipped / (1 - clipped))
+
+
 @dataclass
 class Mlp:
     mean: np.ndarray
@@ -220,7 +229,7 @@ class Mlp:
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         hidden = np.tanh(((x - self.mean) / self.std) @ self.w1 + self.b1)
-        return 1.0 / (1.0 + np.exp(-(hidden @ self.w2 + self.b2).reshape(-1)))
+        return _sigmoid((hidden @ self.w2 + self.b2).reshape(-1))
 
     def calibrated(self, scale: float, shift: float) -> Mlp:
         """The same model with its logit mapped to scale × logit + shift (folded into the output layer)."""
@@ -255,7 +264,7 @@ def train_mlp(
     for step in range(1, epochs + 1):
         w1, b1, w2, b2 = params
         h = np.tanh(z @ w1 + b1)
-        p = 1 / (1 + np.exp(-(h @ w2 + b2).reshape(-1)))
+        p = _sigmoid((h @ w2 + b2).reshape(-1))
         d_logit = (weights * (p - y))[:, None]
         d_hidden = (d_logit @ w2.T) * (1 - h * h)
         grads = [z.T @ d_hidden + weight_decay * w1, d_hidden.sum(0), h.T @ d_logit + weight_decay * w2, d_logit.sum(0)]
@@ -330,14 +339,9 @@ def out_of_fold_scores(dataset: Dataset, folds: int = 5, **training: Any) -> np.
     return scores
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    clipped = np.clip(p, 1e-15, 1 - 1e-15)  # float64 sigmoids reach this only past logit ±34
-    return np.log(clipped / (1 - clipped))
-
-
 def calibrate_scores(scores: np.ndarray, scale: float, shift: float) -> np.ndarray:
     """What Mlp.calibrated(scale, shift) would have given for these scores."""
-    return 1 / (1 + np.exp(-(scale * _logit(scores) + shift)))
+    return _sigmoid(scale * _logit(scores) + shift)
 
 
 def fit_calibration(scores: np.ndarray, labels: np.ndarray, steps: int = 50) -> tuple[float, float]:
@@ -354,13 +358,12 @@ def fit_calibration(scores: np.ndarray, labels: np.ndarray, steps: int = 50) -> 
     params = np.zeros(2)
     with np.errstate(over="ignore"):  # scores that separate the labels push the scale up; exp saturates harmlessly
         for _ in range(steps):
-            p = 1 / (1 + np.exp(-(x @ params)))
+            p = _sigmoid(x @ params)
             gradient = x.T @ (p - labels)
             hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(2)
             params = params - np.linalg.solve(hessian, gradient)
     if not params[0] > 0:  # no better than chance on unseen items: the base rate alone
-        base = float(np.clip(labels.mean(), 1e-6, 1 - 1e-6))
-        return 0.0, float(np.log(base / (1 - base)))
+        return 0.0, float(_logit(np.asarray(labels.mean())))
     return float(params[0]), float(params[1])
 
 
