@@ -10,7 +10,7 @@ sign test; then the pairs pooled. Prints a Markdown table.
 import sys
 from pathlib import Path
 
-from edge_collab.evaluation.report import load_runs
+from edge_collab.evaluation.report import load_runs, paired
 from edge_collab.evaluation.significance import sign_test_p
 
 
@@ -27,10 +27,8 @@ def main(paths: list[str]) -> None:
     for a, b in zip(runs[::2], runs[1::2], strict=True):
         if a.task != b.task:
             sys.exit(f"{a.path.name} and {b.path.name} are runs of different tasks")
-        common = sorted(set(a.items) & set(b.items))
-        right = [sum(bool(run.items[k]["correct"]) for k in common) for run in (a, b)]
-        fixed = sum(1 for k in common if b.items[k]["correct"] and not a.items[k]["correct"])
-        broken = sum(1 for k in common if a.items[k]["correct"] and not b.items[k]["correct"])
+        pair = paired(a, b)
+        common, right, fixed, broken = pair.common, (pair.right_a, pair.right_b), pair.fixed, pair.broken
         cells = []
         for run, count in zip((a, b), right, strict=True):
             tokens = sum(run.items[k]["tokens_total"] for k in common)

@@ -137,6 +137,30 @@ def results_table(runs: Sequence[Run]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Paired:
+    """Two runs of a task on the items both answered."""
+
+    common: list[str]
+    right_a: int
+    right_b: int
+    fixed: int  # right in B where A was wrong
+    broken: int  # wrong in B where A was right
+
+
+def paired(a: Run, b: Run) -> Paired:
+    common = sorted(set(a.items) & set(b.items))
+    right_a = [bool(a.items[k]["correct"]) for k in common]
+    right_b = [bool(b.items[k]["correct"]) for k in common]
+    return Paired(
+        common,
+        sum(right_a),
+        sum(right_b),
+        sum(rb and not ra for ra, rb in zip(right_a, right_b, strict=True)),
+        sum(ra and not rb for ra, rb in zip(right_a, right_b, strict=True)),
+    )
+
+
 def comparison_table(runs: Sequence[Run]) -> str:
     """Each method against the student (with the share of the student-to-mentor
     gap it recovers), the mentor against the reference collab run, and every
@@ -153,13 +177,11 @@ def comparison_table(runs: Sequence[Run]) -> str:
         student = _first(task_runs, "student")
         mentor = _first(task_runs, "mentor")
         for a, b in _comparison_pairs(task_runs, student, mentor):
-            common = sorted(set(a.items) & set(b.items))
+            pair = paired(a, b)
+            common = pair.common
             if not common:
                 continue
-            acc_a = sum(a.items[k]["correct"] for k in common) / len(common)
-            acc_b = sum(b.items[k]["correct"] for k in common) / len(common)
-            fixed = sum(1 for k in common if b.items[k]["correct"] and not a.items[k]["correct"])
-            broken = sum(1 for k in common if a.items[k]["correct"] and not b.items[k]["correct"])
+            acc_a, acc_b = pair.right_a / len(common), pair.right_b / len(common)
             gap = "-"
             if a is student and b is not mentor and mentor is not None:
                 shared = sorted(set(common) & set(mentor.items))
@@ -169,7 +191,7 @@ def comparison_table(runs: Sequence[Run]) -> str:
                 gap = f"{(acc_c - acc_s) / (acc_m - acc_s):.0%}" if acc_m > acc_s else "mentor not better"
             lines.append(
                 f"| {task} | {a.label} → {b.label} | {len(common)} | {_percent(acc_a)} | {_percent(acc_b)} "
-                f"| {fixed} | {broken} | {gap} |"
+                f"| {pair.fixed} | {pair.broken} | {gap} |"
             )
     return "\n".join(lines)
 
