@@ -38,8 +38,9 @@ $(VENV)/.llama-$(BACKEND): | $(BIN)/python
 	rm -f $(VENV)/.llama-*
 	touch $@
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.llama-$(BACKEND)
-	$(BIN)/pip install --quiet -e ".[dev]"
+# The runtime and, for its tests and research, the lab beside it (lab/).
+$(VENV)/.installed: pyproject.toml lab/pyproject.toml $(VENV)/.llama-$(BACKEND)
+	$(BIN)/pip install --quiet -e ".[dev]" -e ./lab
 	touch $@
 
 demo: $(VENV)/.installed
@@ -50,7 +51,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
 check: $(VENV)/.installed
-	$(BIN)/ruff check edge_collab tests scripts
+	$(BIN)/ruff check edge_collab lab tests scripts
 	$(BIN)/mypy edge_collab
 
 bench: $(VENV)/.installed

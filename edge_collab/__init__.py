@@ -8,7 +8,7 @@ The public API (documented in README.md):
     GenerationResult    text, pieces tagged by source, and statistics
     Generation          a streaming generation: iterate for pieces, then .result
     Piece, Source       a piece of text and who wrote it
-    GenerationStats     the statistics of METHOD.md
+    GenerationStats     the statistics of docs/method.md, "Metrics"
     errors              EdgeCollabError and its subclasses
 """
 

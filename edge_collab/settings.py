@@ -1,24 +1,128 @@
-"""Settings, declared once and passed through every layer.
+"""Settings, each declared once: its type, default, allowed values and help.
 
-`GenerationSettings` governs one answer (the loop of METHOD.md); `ModelSettings`
-governs how one GGUF model is loaded. Both are frozen and validated on
-construction, so an out-of-range value fails before any model is touched.
+`GenerationSettings` governs one answer (the loop of docs/method.md);
+`ModelSettings` governs how one GGUF model is loaded. Every field carries an
+`Option` in its metadata, and everything that offers a setting is derived from
+it: the command line's flags (`cli/options.py`), the server's request fields
+(`server/schema.py`) and the Python API's keyword arguments (these classes).
+So a range is written down here and nowhere else. Both classes are frozen and
+validated on construction: an out-of-range value fails before any model is
+touched, with the same one-line message on every surface.
+
+The method's name is checked against the method registry
+(`engine/methods.py`) where a generation starts: the registry sits above
+this module, which every layer imports.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
-from typing import Literal
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from edge_collab.errors import SettingsError
 
-Mode = Literal["collab", "student", "mentor", "cosd", "nudging", "rstitch", "average", "takeover"]
-# Baselines from the literature, run on the same engine (engine/baselines.py).
-TOKEN_LEVEL_BASELINES = ("cosd", "nudging", "rstitch", "average")
-MODES: tuple[Mode, ...] = ("collab", "student", "mentor", "cosd", "nudging", "rstitch", "average", "takeover")
-ProbePolicyName = Literal["random", "uncertainty"]
-PROBE_POLICIES: tuple[ProbePolicyName, ...] = ("random", "uncertainty")
+PROBE_POLICIES = ("random", "uncertainty")
+DEFAULT_METHOD = "collab"
+
+
+@dataclass(frozen=True)
+class Option:
+    """How a setting is offered and checked.
+
+    low / high: the allowed range (inclusive; `high_open` excludes `high`).
+    also: single values allowed outside the range (0 for "the model's own").
+    choices: the allowed strings, for a string setting.
+    flag: its name on the command line (None: not offered there).
+    request: its field in server requests (None: not offered there).
+    """
+
+    help: str
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    also: tuple[float, ...] = ()
+    choices: tuple[str, ...] | None = None
+    max_items: int | None = None
+    flag: str | None = None
+    request: str | None = None
+
+    def describe(self) -> str:
+        """The allowed values in words ("from 0 to 1", "at least -1", "one of ...")."""
+        if self.choices is not None:
+            return "one of " + ", ".join(self.choices)
+        if self.low is None:
+            return ""
+        if self.high is None:
+            words = f"at least {_number(self.low)}"
+        else:
+            words = f"from {_number(self.low)} to {'below ' if self.high_open else ''}{_number(self.high)}"
+        return words + "".join(f" or {_number(value)}" for value in self.also)
+
+    def allows(self, value: float) -> bool:
+        if value in self.also:
+            return True
+        if not math.isfinite(value) or (self.low is not None and value < self.low):
+            return False
+        if self.high is None:
+            return True
+        return value < self.high if self.high_open else value <= self.high
+
+
+def _number(value: float) -> str:
+    if value == 2**63 - 1:
+        return "2**63 - 1"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def option(default: Any, help: str, *, flag: str | None = "", request: str | None = "", **limits: Any) -> Any:
+    """A dataclass field with its Option. `flag` and `request` default to the
+    field's own name (--probe-rate, probe_rate); None keeps it off that surface."""
+    return field(default=default, metadata={"option": (help, flag, request, limits)})
+
+
+def options_of(cls: type) -> dict[str, Option]:
+    """Every field's Option, by field name, with its CLI and request names filled in."""
+    found: dict[str, Option] = {}
+    for spec in fields(cls):
+        help_text, flag, request, limits = spec.metadata["option"]
+        found[spec.name] = Option(
+            help_text,
+            flag=("--" + spec.name.replace("_", "-")) if flag == "" else flag,
+            request=spec.name if request == "" else request,
+            **limits,
+        )
+    return found
+
+
+def check_value(name: str, option_: Option, value: Any, kind: str) -> Any:
+    """`value` if `option_` allows it (lists of strings become tuples), else a SettingsError."""
+    words = name.replace("_", " ")
+    if kind == "bool":
+        _require(isinstance(value, bool), f"{words} must be true or false, not {value!r}")
+        return value
+    if kind == "strings":
+        items = (value,) if isinstance(value, str) else value
+        _require(
+            isinstance(items, tuple | list) and all(isinstance(item, str) and item for item in items),
+            f"{words} must be non-empty strings",
+        )
+        limit = option_.max_items
+        _require(limit is None or len(items) <= limit, f"{words} takes at most {limit} strings, not {len(items)}")
+        return tuple(items)
+    if kind == "str":
+        allowed = option_.choices or ()
+        _require(
+            isinstance(value, str) and (not allowed or value in allowed),
+            f"{words} must be {option_.describe()}, not {value!r}",
+        )
+        return value
+    number_ok = isinstance(value, int) if kind == "int" else isinstance(value, int | float)
+    _require(
+        number_ok and not isinstance(value, bool) and option_.allows(float(value)),
+        f"{words} must be {'an integer' if kind == 'int' else 'a number'} {option_.describe()}, not {value!r}",
+    )
+    return value
 
 
 def _require(condition: bool, message: str) -> None:
@@ -26,89 +130,89 @@ def _require(condition: bool, message: str) -> None:
         raise SettingsError(message)
 
 
-# The mentor share the product aims at (the paper's average share).
-DEFAULT_MENTOR_BUDGET = 0.18
-# Chosen on development items (README, "How the defaults were chosen"); every
-# command that has these options takes its default from here.
-DEFAULT_PROBE_RATE = 0.25
-DEFAULT_SEGMENT_TOKENS = 16
+def _kinds(cls: type) -> dict[str, str]:
+    """Each field's kind for checking, read from its default's type and annotation."""
+    kinds = {}
+    for spec in fields(cls):
+        annotation = str(spec.type)
+        if "tuple" in annotation:
+            kinds[spec.name] = "strings"
+        elif annotation.startswith("bool"):
+            kinds[spec.name] = "bool"
+        elif annotation.startswith("str"):
+            kinds[spec.name] = "str"
+        elif annotation.startswith("int"):
+            kinds[spec.name] = "int"
+        else:
+            kinds[spec.name] = "float"
+    return kinds
+
+
+def _validate(settings: object, optional: frozenset[str] = frozenset()) -> None:
+    cls = type(settings)
+    for name, option_ in options_of(cls).items():
+        value = getattr(settings, name)
+        if value is None and name in optional:
+            continue
+        object.__setattr__(settings, name, check_value(name, option_, value, _kinds(cls)[name]))
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """How one answer is generated.
+    """How one answer is generated. Each field's help says what it does; see
+    docs/method.md for the loop and docs/budget-and-probing.md for the budget."""
 
-    probe_rate: probability in [0, 1] that a word step probes the mentor.
-    segment_tokens: lookahead length k each model writes at a divergence.
-    max_new_tokens: cap on the answer, in student tokens.
-    seed: seeds probe decisions and sampling; same seed, same output.
-    temperature: 0 is greedy (as in the paper); above 0 samples.
-    stop: strings that end the answer (not included in it).
-    word_extra_tokens: cap on tokens after the first in one word step.
-    repeat_guard: stop when the last units of the answer repeat.
-    probe_policy: "random" (probability probe_rate) or "uncertainty" (probe when
-        the student's next-token entropy reaches uncertainty_threshold nats).
-    mentor_budget: target mentor share of the answers; a controller moves the
-        adoption bar (or, with a fixed verifier, the probe rate or threshold)
-        over the answers of a run or session. None: no controller, the paper's
-        fixed loop. On by default since the development-item sweep (README,
-        "How the defaults were chosen").
-    cosd_alpha, cosd_beta, nudging_gamma, rstitch_tau: the baselines' parameters
-        (see engine/baselines.py).
-    """
-
-    mode: Mode = "collab"
-    probe_rate: float = DEFAULT_PROBE_RATE
-    segment_tokens: int = DEFAULT_SEGMENT_TOKENS
-    max_new_tokens: int = 512
-    seed: int = 0
-    temperature: float = 0.0
-    stop: tuple[str, ...] = ()
-    word_extra_tokens: int = 10
-    repeat_guard: bool = True
-    probe_policy: ProbePolicyName = "random"
-    uncertainty_threshold: float = 1.0
-    mentor_budget: float | None = DEFAULT_MENTOR_BUDGET
-    cosd_alpha: float = 0.5
-    cosd_beta: float = 0.5
-    nudging_gamma: float = 0.4
-    rstitch_tau: float = 0.15
+    method: str = option(
+        DEFAULT_METHOD,
+        "collab; student or mentor alone; or a baseline from the literature (cosd, nudging, rstitch, "
+        "average, takeover: docs/baselines.md).",
+    )
+    probe_rate: float = option(0.25, "Probability that a word step probes the mentor.", low=0.0, high=1.0)
+    segment_tokens: int = option(16, "Lookahead tokens each model writes at a divergence.", low=1, high=256)
+    max_new_tokens: int = option(
+        512, "Cap on answer tokens.", low=1, high=1_048_576, flag="--max-tokens", request="max_tokens"
+    )
+    seed: int = option(0, "Seeds probes and sampling: same seed, same answer.", low=0, high=2**63 - 1)
+    temperature: float = option(0.0, "0 is greedy (as in the paper); above 0 samples.", low=0.0, high=2.0)
+    stop: tuple[str, ...] = option((), "A string that ends the answer, not included in it (up to 4).", max_items=4)
+    word_extra_tokens: int = option(
+        10, "Cap on the tokens after the first in one word step.", low=0, high=64, flag=None, request=None
+    )
+    repeat_guard: bool = option(True, "Stop when the last units of the answer repeat.", flag=None, request=None)
+    probe_policy: str = option(
+        "random",
+        "random: probe with the probe rate; uncertainty: probe where the student's next-token entropy "
+        "reaches the uncertainty threshold.",
+        choices=PROBE_POLICIES,
+    )
+    uncertainty_threshold: float = option(
+        1.0, "Entropy (nats) at which the uncertainty policy probes.", low=0.0, high=20.0
+    )
+    mentor_budget: float | None = option(
+        0.18,
+        "Target mentor share: a controller moves the verifier's adoption bar (the probe rate or threshold "
+        "with a fixed verifier) over the run or session to reach it. 0 turns it off (the paper's fixed loop).",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+    )
+    cosd_alpha: float = option(
+        0.5, "cosd: the student's top probability below which the mentor may write.", low=0.0, high=1.0
+    )
+    cosd_beta: float = option(
+        0.5, "cosd: the mentor writes when its top probability exceeds beta times the student's.", low=0.0, high=1.0
+    )
+    nudging_gamma: float = option(
+        0.4, "nudging: the mentor writes while the student's top probability is below gamma.", low=0.0, high=1.0
+    )
+    rstitch_tau: float = option(
+        0.15, "rstitch: the normalised entropy at which the models hand over.", low=0.0, high=1.0
+    )
 
     def __post_init__(self) -> None:
-        _require(self.mode in MODES, f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        _require(
-            isinstance(self.probe_rate, (int, float))
-            and math.isfinite(self.probe_rate)
-            and 0.0 <= self.probe_rate <= 1.0,
-            f"probe rate must be a probability between 0 and 1, not {self.probe_rate}",
-        )
-        _require(1 <= self.segment_tokens <= 256, f"segment tokens must be 1..256, not {self.segment_tokens}")
-        _require(self.max_new_tokens >= 1, f"max new tokens must be at least 1, not {self.max_new_tokens}")
-        _require(
-            math.isfinite(self.temperature) and 0.0 <= self.temperature <= 5.0,
-            f"temperature must be between 0 and 5, not {self.temperature}",
-        )
-        _require(0 <= self.seed < 2**63, f"seed must be a non-negative integer below 2**63, not {self.seed}")
-        _require(0 <= self.word_extra_tokens <= 64, f"word extra tokens must be 0..64, not {self.word_extra_tokens}")
-        _require(all(isinstance(s, str) and s for s in self.stop), "stop strings must be non-empty")
-        _require(
-            self.probe_policy in PROBE_POLICIES,
-            f"probe policy must be one of {', '.join(PROBE_POLICIES)}, not {self.probe_policy!r}",
-        )
-        _require(
-            math.isfinite(self.uncertainty_threshold) and 0.0 <= self.uncertainty_threshold <= 20.0,
-            f"uncertainty threshold must be 0..20 nats, not {self.uncertainty_threshold}",
-        )
-        for name in ("cosd_alpha", "cosd_beta", "nudging_gamma", "rstitch_tau"):
-            value = getattr(self, name)
-            _require(
-                math.isfinite(value) and 0.0 <= value <= 1.0, f"{name.replace('_', ' ')} must be 0..1, not {value}"
-            )
-        _require(
-            self.mentor_budget is None or (math.isfinite(self.mentor_budget) and 0.0 < self.mentor_budget < 1.0),
-            f"mentor budget must be a share between 0 and 1, not {self.mentor_budget}",
-        )
-        object.__setattr__(self, "stop", tuple(self.stop))
+        _validate(self, optional=frozenset({"mentor_budget"}))
+        if self.mentor_budget == 0:
+            object.__setattr__(self, "mentor_budget", None)  # 0 on any surface: no controller
 
     def with_changes(self, **changes: object) -> GenerationSettings:
         known = {f.name for f in fields(self)}
@@ -119,20 +223,26 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """How one GGUF model is loaded into llama.cpp.
+    """How one GGUF model is loaded into llama.cpp. Not offered per server
+    request: a server loads its models once, at start."""
 
-    n_ctx: context window in tokens (0 means the model's trained length, capped at 32768).
-    gpu_layers: layers offloaded to the GPU (-1 all); ignored by CPU-only builds.
-    threads: CPU threads (None: all cores).
-    """
-
-    n_ctx: int = 4096
-    gpu_layers: int = 0
-    threads: int | None = None
+    n_ctx: int = option(
+        4096,
+        "Context size of each model, in tokens (0: the model's trained length, at most 32768).",
+        low=64,
+        high=1_048_576,
+        also=(0,),
+        request=None,
+    )
+    gpu_layers: int = option(0, "Layers on the GPU (-1: all; needs a CUDA or Metal build).", low=-1, request=None)
+    threads: int | None = option(None, "CPU threads per model (default: all cores).", low=1, high=512, request=None)
 
     def __post_init__(self) -> None:
-        _require(
-            self.n_ctx == 0 or 64 <= self.n_ctx <= 1_048_576, f"context size must be 64..1048576 or 0, not {self.n_ctx}"
-        )
-        _require(self.gpu_layers >= -1, f"GPU layers must be -1 (all) or more, not {self.gpu_layers}")
-        _require(self.threads is None or 1 <= self.threads <= 512, f"threads must be 1..512, not {self.threads}")
+        _validate(self, optional=frozenset({"threads"}))
+
+
+GENERATION_OPTIONS = options_of(GenerationSettings)
+MODEL_OPTIONS = options_of(ModelSettings)
+GENERATION_KINDS = _kinds(GenerationSettings)
+MODEL_KINDS = _kinds(ModelSettings)
+DEFAULTS = GenerationSettings()

@@ -21,7 +21,7 @@ import time
 import urllib.request
 
 from edge_collab import CollabPair, GenerationSettings, ModelSettings
-from edge_collab.bench import BENCH_PROMPTS
+from edge_collab.evaluation.bench import BENCH_PROMPTS
 from edge_collab.pair import _resolve
 from edge_collab.remote.llama_cpp_server import llama_cpp_server_command
 

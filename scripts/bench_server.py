@@ -24,7 +24,7 @@ from pathlib import Path
 import openai
 
 from edge_collab import CollabPair, GenerationSettings
-from edge_collab.bench import BENCH_PROMPTS
+from edge_collab.evaluation.bench import BENCH_PROMPTS
 
 
 def free_port() -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from edge_collab.backends.base import ModelBackend
-from edge_collab.engine.generation import GenerationResult, Prompts, start_generation
+from edge_collab.engine.generation import start_generation
+from edge_collab.engine.local_mentor import LocalMentor
+from edge_collab.engine.result import GenerationResult, Prompts
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers import SelfVerifier, Verifier
 
@@ -19,10 +21,11 @@ def generate(
     options: dict[str, object] = {"max_new_tokens": 80, "probe_rate": 0.5, "seed": 7}
     options.update(settings)
     generation_settings = GenerationSettings(**options)  # type: ignore[arg-type]
-    if verifier is None and generation_settings.mode == "collab":
+    if verifier is None and generation_settings.method == "collab":
         verifier = SelfVerifier(student)
     prompts = Prompts(
         student=student.chat_prompt(MESSAGES),
         mentor=mentor.chat_prompt(MESSAGES) if mentor is not None else None,
     )
-    return start_generation(student, mentor, verifier, generation_settings, prompts).run()
+    link = LocalMentor(mentor) if mentor is not None else None
+    return start_generation(student, link, verifier, generation_settings, prompts).run()

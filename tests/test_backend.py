@@ -10,7 +10,7 @@ import pytest
 from conftest import open_tiny
 
 from edge_collab.backends.llamacpp import LlamaCppBackend
-from edge_collab.engine.seam import seam_tokens
+from edge_collab.backends.seam import seam_tokens
 from edge_collab.errors import ContextOverflowError, ModelFileError
 
 IM_END = 4  # control token id in the tiny vocabulary

@@ -10,8 +10,8 @@ from edge_collab.errors import IncompatiblePairError
 
 @pytest.mark.parametrize("method", ["cosd", "nudging", "rstitch", "average", "takeover"])
 def test_each_baseline_runs_and_its_stats_add_up(student, mentor, method):
-    first = generate(student, mentor, mode=method, probe_rate=0.5)
-    again = generate(student, mentor, mode=method, probe_rate=0.5)
+    first = generate(student, mentor, method=method, probe_rate=0.5)
+    again = generate(student, mentor, method=method, probe_rate=0.5)
     stats = first.stats
     assert stats.tokens_total == 80 and first.text == again.text
     assert stats.tokens_student + stats.tokens_mentor == stats.tokens_total
@@ -21,26 +21,26 @@ def test_each_baseline_runs_and_its_stats_add_up(student, mentor, method):
 
 
 def test_limits_of_the_parameters_give_one_model_alone(student, mentor):
-    alone = generate(student, None, mode="student").text
-    mentor_alone = generate(student, mentor, mode="mentor").text
-    assert generate(student, mentor, mode="nudging", nudging_gamma=0.0).text == alone
-    assert generate(student, mentor, mode="cosd", cosd_alpha=0.0).text == alone
-    assert generate(student, mentor, mode="rstitch", rstitch_tau=1.0).text == alone
-    assert generate(student, mentor, mode="rstitch", rstitch_tau=0.0).text == mentor_alone
+    alone = generate(student, None, method="student").text
+    mentor_alone = generate(student, mentor, method="mentor").text
+    assert generate(student, mentor, method="nudging", nudging_gamma=0.0).text == alone
+    assert generate(student, mentor, method="cosd", cosd_alpha=0.0).text == alone
+    assert generate(student, mentor, method="rstitch", rstitch_tau=1.0).text == alone
+    assert generate(student, mentor, method="rstitch", rstitch_tau=0.0).text == mentor_alone
 
 
 def test_nudging_hands_over_more_as_gamma_grows(student, mentor):
-    shares = [generate(student, mentor, mode="nudging", nudging_gamma=g).stats.mentor_share for g in (0.0, 0.4, 0.99)]
+    shares = [generate(student, mentor, method="nudging", nudging_gamma=g).stats.mentor_share for g in (0.0, 0.4, 0.99)]
     assert shares[0] == 0.0 and shares[0] <= shares[1] <= shares[2] and shares[2] > 0
 
 
 def test_cosd_only_takes_tokens_that_differ(student, mentor):
-    result = generate(student, mentor, mode="cosd", cosd_alpha=1.0, cosd_beta=0.0)
+    result = generate(student, mentor, method="cosd", cosd_alpha=1.0, cosd_beta=0.0)
     assert result.stats.tokens_mentor > 0
 
 
 def test_takeover_adopts_every_divergence_up_to_a_sentence_end(student, mentor):
-    result = generate(student, mentor, mode="takeover", probe_rate=1.0, max_new_tokens=120)
+    result = generate(student, mentor, method="takeover", probe_rate=1.0, max_new_tokens=120)
     assert result.stats.divergences > 0
     assert result.stats.adoptions == result.stats.divergences
     assert result.stats.verifier_calls == 0
@@ -49,11 +49,11 @@ def test_takeover_adopts_every_divergence_up_to_a_sentence_end(student, mentor):
 @pytest.mark.parametrize("method", ["cosd", "nudging", "rstitch", "average"])
 def test_token_level_methods_refuse_different_tokenizers(student, other_tokenizer_mentor, method):
     with pytest.raises(IncompatiblePairError, match="one tokenizer"):
-        generate(student, other_tokenizer_mentor, mode=method)
+        generate(student, other_tokenizer_mentor, method=method)
 
 
 def test_takeover_works_across_tokenizers(student, other_tokenizer_mentor):
-    result = generate(student, other_tokenizer_mentor, mode="takeover", probe_rate=1.0)
+    result = generate(student, other_tokenizer_mentor, method="takeover", probe_rate=1.0)
     assert result.stats.adoptions > 0
 
 

@@ -66,7 +66,7 @@ def test_run_json_has_the_documented_fields(tiny_paths):
 def test_run_modes_are_comparable(tiny_paths):
     outputs = {}
     for mode in ("student", "collab"):
-        result = invoke("run", "the cat sat", *tiny_pair(tiny_paths), "--mode", mode, "--probe-rate", "0", "--json")
+        result = invoke("run", "the cat sat", *tiny_pair(tiny_paths), "--method", mode, "--probe-rate", "0", "--json")
         outputs[mode] = json.loads(result.output)["text"]
     assert outputs["student"] == outputs["collab"]
 
@@ -118,7 +118,7 @@ def test_prompt_longer_than_the_context(tiny_paths):
         ("--segment-tokens", "0"),
         ("--max-tokens", "-3"),
         ("--temperature", "9"),
-        ("--mode", "both"),
+        ("--method", "both"),
     ],
 )
 def test_out_of_range_options(tiny_paths, option, value):
@@ -166,7 +166,7 @@ def test_bench_writes_a_report(tiny_paths, tmp_path):
     result = invoke("bench", *tiny_pair(tiny_paths), "--prompts", "1", "--max-tokens", "24", "--out", str(out))
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    assert set(report["modes"]) == {"student", "mentor", "collab"}
+    assert set(report["methods"]) == {"student", "mentor", "collab"}
     assert report["collab_vs_student_speed"] > 0
-    assert report["modes"]["student"]["student_eval_vs_ideal"] <= 1.0
+    assert report["methods"]["student"]["student_eval_vs_ideal"] <= 1.0
     assert "| collab |" in result.output

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from engine_helpers import generate
 
+from edge_collab import CollabPair
 from edge_collab.backends.llamacpp import LlamaCppBackend
 from edge_collab.engine.answer import repeats_at_end
 from edge_collab.engine.pieces import Source
@@ -18,7 +19,7 @@ from edge_collab.verifiers.base import Divergence, Verdict
 
 
 def test_probe_rate_zero_is_the_student_alone_token_for_token(student, mentor):
-    alone = generate(student, None, mode="student")
+    alone = generate(student, None, method="student")
     student.truncate(0)
     collab = generate(student, mentor, probe_rate=0.0)
     assert collab.text == alone.text
@@ -35,7 +36,7 @@ def test_always_mentor_adopts_every_divergence(student, mentor):
 
 
 def test_always_student_never_adopts_and_matches_the_student_alone(student, mentor):
-    alone = generate(student, None, mode="student")
+    alone = generate(student, None, method="student")
     guided = generate(student, mentor, AlwaysStudent())
     assert guided.stats.divergences > 0 and guided.stats.adoptions == 0
     assert guided.text == alone.text
@@ -118,7 +119,7 @@ def test_cross_tokenizer_with_the_self_verifier(student, other_tokenizer_mentor)
 
 
 def test_mentor_alone_writes_everything(student, mentor):
-    result = generate(student, mentor, mode="mentor")
+    result = generate(student, mentor, method="mentor")
     assert result.stats.mentor_share == 1.0
     assert result.stats.mentor_decode_tokens >= result.stats.tokens_total
     assert result.stats.student_eval_tokens == 0
@@ -138,7 +139,7 @@ class _JudgeButKeepStudent:
 
 
 def test_verifier_prompts_do_not_change_what_the_student_writes(student, mentor):
-    alone = generate(student, None, mode="student")
+    alone = generate(student, None, method="student")
     judge = _JudgeButKeepStudent(student)
     judged = generate(student, mentor, judge)
     assert judge.calls > 0
@@ -146,9 +147,9 @@ def test_verifier_prompts_do_not_change_what_the_student_writes(student, mentor)
 
 
 def test_stop_string_ends_the_answer_before_it(student):
-    full = generate(student, None, mode="student").text
+    full = generate(student, None, method="student").text
     stop = full[30:34]
-    result = generate(student, None, mode="student", stop=(stop,))
+    result = generate(student, None, method="student", stop=(stop,))
     assert result.stats.stop_reason == "stop"
     assert result.text == full[: full.index(stop)]
     assert "".join(p.text for p in result.pieces) == result.text
@@ -162,15 +163,16 @@ def test_max_new_tokens_is_exact(student, mentor):
 
 def test_prompt_longer_than_the_context_is_refused(student):
     long_question = [{"role": "user", "content": "the cat sat on the mat " * 200}]
-    from edge_collab.engine.generation import Prompts, start_generation
+    from edge_collab.engine.generation import start_generation
+    from edge_collab.engine.result import Prompts
 
     prompts = Prompts(student=student.chat_prompt(long_question))
     with pytest.raises(ContextOverflowError, match="prompt is .* tokens"):
-        start_generation(student, None, None, GenerationSettings(mode="student"), prompts)
+        start_generation(student, None, None, GenerationSettings(method="student"), prompts)
 
 
 def test_answer_that_fills_the_context_stops_cleanly(student):
-    result = generate(student, None, mode="student", max_new_tokens=10_000)
+    result = generate(student, None, method="student", max_new_tokens=10_000)
     assert result.stats.stop_reason in ("context", "repeat")
     assert result.stats.prompt_tokens + result.stats.tokens_total <= student.n_ctx
 
@@ -204,7 +206,6 @@ def test_repeat_guard(units, expected):
         {"segment_tokens": 0},
         {"max_new_tokens": 0},
         {"temperature": -1.0},
-        {"mode": "both"},
         {"stop": ("",)},
     ],
 )
@@ -214,6 +215,13 @@ def test_out_of_range_settings_are_refused(bad):
 
 
 def test_without_the_repeat_guard_the_answer_runs_to_the_context(student):
-    result = generate(student, None, mode="student", max_new_tokens=10_000, repeat_guard=False)
+    result = generate(student, None, method="student", max_new_tokens=10_000, repeat_guard=False)
     assert result.stats.stop_reason == "context"
     assert result.stats.prompt_tokens + result.stats.tokens_total == student.n_ctx
+
+
+def test_an_unknown_method_is_refused_where_a_generation_starts(student, mentor):
+    with pytest.raises(SettingsError, match="method must be one of collab, student"):
+        generate(student, mentor, method="both")
+    with pytest.raises(SettingsError, match="method must be one of"):
+        CollabPair(student, mentor, settings=GenerationSettings(method="both"))

@@ -266,9 +266,9 @@ def test_each_budgeted_run_through_one_pair_starts_its_own_controller(tiny_paths
 def test_a_learned_verifier_s_run_is_named_by_the_file_s_contents(tiny_paths, small_task, tmp_path):
     """A retrained verifier at the same path starts new results instead of
     resuming answers that the old weights chose."""
-    from test_learned_verifier import synthetic_records
+    from verifier_data import synthetic_records
 
-    from edge_collab.verifiers.training import export_onnx, load_records, train_mlp
+    from edge_collab_lab.training import export_onnx, load_records, train_mlp
 
     verifier = tmp_path / "v.onnx"
     out = tmp_path / "results"

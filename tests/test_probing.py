@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from engine_helpers import generate
 
-from edge_collab.probing import MentorBudget, RandomProbePolicy, UncertaintyProbePolicy, step_signal
+from edge_collab.engine.budget import MentorBudget
+from edge_collab.engine.probe_policy import RandomProbePolicy, UncertaintyProbePolicy, step_signal
 from edge_collab.verifiers import AlwaysMentor
 from edge_collab.verifiers.base import Divergence, Verdict
 
@@ -62,14 +63,16 @@ def test_uncertainty_probing_on_tiny_models(student, mentor):
 def _budgeted_run(student, mentor, verifier, budget: MentorBudget, answers: int = 16):
     from engine_helpers import MESSAGES
 
-    from edge_collab.engine.generation import Prompts, start_generation
+    from edge_collab.engine.generation import start_generation
+    from edge_collab.engine.local_mentor import LocalMentor
+    from edge_collab.engine.result import Prompts
     from edge_collab.settings import GenerationSettings
 
     results = []
     for seed in range(answers):
         settings = GenerationSettings(max_new_tokens=80, seed=seed, mentor_budget=budget.target)
         prompts = Prompts(student.chat_prompt(MESSAGES), mentor.chat_prompt(MESSAGES))
-        results.append(start_generation(student, mentor, verifier, settings, prompts, budget).run())
+        results.append(start_generation(student, LocalMentor(mentor), verifier, settings, prompts, budget).run())
     return results
 
 
@@ -109,12 +112,13 @@ def test_the_budget_is_on_by_default_and_zero_turns_it_off():
 
     from edge_collab.cli.main import cli
     from edge_collab.server.schema import ChatRequest
-    from edge_collab.settings import DEFAULT_MENTOR_BUDGET, GenerationSettings
+    from edge_collab.settings import GenerationSettings
 
-    assert GenerationSettings().mentor_budget == DEFAULT_MENTOR_BUDGET == 0.18
+    assert GenerationSettings().mentor_budget == 0.18
     message = [{"role": "user", "content": "hi"}]
     assert "mentor_budget" not in ChatRequest(messages=message).overrides()  # the server's default stands
-    assert ChatRequest(messages=message, mentor_budget=0).overrides()["mentor_budget"] is None
+    off = ChatRequest(messages=message, mentor_budget=0).overrides()
+    assert GenerationSettings().with_changes(**off).mentor_budget is None  # 0 on every surface: no controller
     assert ChatRequest(messages=message, mentor_budget=0.3).overrides()["mentor_budget"] == 0.3
     help_text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
     assert "--mentor-budget" in help_text and "0 turns it off" in help_text and "default: 0.18" in help_text

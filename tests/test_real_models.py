@@ -26,7 +26,7 @@ def real_pair():
 
 
 def test_default_pair_shares_a_tokenizer(real_pair):
-    assert real_pair.student.tokenizer_fingerprint() == real_pair.mentor.tokenizer_fingerprint()
+    assert real_pair.student.tokenizer_fingerprint() == real_pair.mentor.backend.tokenizer_fingerprint()
 
 
 def test_collab_answers_a_question(real_pair):
@@ -39,7 +39,7 @@ def test_collab_answers_a_question(real_pair):
 
 def test_probe_rate_zero_equals_the_student_alone(real_pair):
     prompt = "Name three prime numbers."
-    alone = real_pair.generate(prompt, mode="student", max_new_tokens=32)
+    alone = real_pair.generate(prompt, method="student", max_new_tokens=32)
     collab = real_pair.generate(prompt, probe_rate=0.0, max_new_tokens=32)
     assert collab.text == alone.text
 

@@ -63,7 +63,7 @@ def test_remote_and_local_mentor_give_the_same_answer(tiny_paths, server, verifi
         open_local(tiny_paths) as local,
     ):
         local.verifier_name = verifier
-        assert remote.generate(PROMPT, mode="mentor").text == local.generate(PROMPT, mode="mentor").text
+        assert remote.generate(PROMPT, method="mentor").text == local.generate(PROMPT, method="mentor").text
         far, near = remote.generate(PROMPT), local.generate(PROMPT)
     assert far.stats.divergences > 0
     assert far.text == near.text
@@ -109,7 +109,7 @@ def test_llama_servers_mentor_gives_the_same_answer_as_a_local_one(tiny_paths, r
         open_local(tiny_paths) as local,
     ):
         local.verifier_name = "always-mentor"
-        assert remote.generate(PROMPT, mode="mentor").text == local.generate(PROMPT, mode="mentor").text
+        assert remote.generate(PROMPT, method="mentor").text == local.generate(PROMPT, method="mentor").text
         far, near = remote.generate(PROMPT), local.generate(PROMPT)
     assert far.stats.mentor_failures == 0 and far.stats.adoptions > 0
     assert far.text == near.text
@@ -118,13 +118,13 @@ def test_llama_servers_mentor_gives_the_same_answer_as_a_local_one(tiny_paths, r
 
 def test_mentor_alone_streams_its_answer_and_honours_stop_strings(tiny_paths, server):
     with open_remote(tiny_paths, server) as remote, open_local(tiny_paths) as local:
-        streamed = remote.generate(PROMPT, mode="mentor", stream=True)
+        streamed = remote.generate(PROMPT, method="mentor", stream=True)
         pieces = list(streamed)
-        whole = local.generate(PROMPT, mode="mentor")
+        whole = local.generate(PROMPT, method="mentor")
         assert len(pieces) > 1 and "".join(p.text for p in pieces) == whole.text == streamed.result.text
         assert streamed.result.stats.mentor_round_trips == 1 and streamed.result.stats.stop_reason == "length"
         stop = whole.text.split()[len(whole.text.split()) // 2]  # a word from the middle of the answer
-        cut = remote.generate(PROMPT, mode="mentor", stop=(stop,))
+        cut = remote.generate(PROMPT, method="mentor", stop=(stop,))
     assert cut.text == whole.text[: whole.text.index(stop)]
     assert stop not in "".join(p.text for p in cut.pieces) and cut.stats.stop_reason == "stop"
 
@@ -269,10 +269,10 @@ def test_circuit_breaker_opens_and_recovers():
 
 
 def test_learned_verifier_needs_a_local_mentor(tiny_paths, server, tmp_path):
-    from test_learned_verifier import synthetic_records
+    from verifier_data import synthetic_records
 
     from edge_collab.errors import IncompatiblePairError
-    from edge_collab.verifiers.training import export_onnx, load_records, train_mlp
+    from edge_collab_lab.training import export_onnx, load_records, train_mlp
 
     data = load_records([synthetic_records(tmp_path / "d.jsonl")])
     path = tmp_path / "v.onnx"

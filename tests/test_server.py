@@ -90,14 +90,14 @@ def test_chat_completion_streams_with_sources(client):
 
 def test_completion_endpoint(client):
     reply = client.completions.create(
-        model="edge-collab", prompt="the cat sat", max_tokens=12, extra_body={"mode": "student"}
+        model="edge-collab", prompt="the cat sat", max_tokens=12, extra_body={"method": "student"}
     )
     assert reply.object == "text_completion" and reply.usage.completion_tokens == 12
     assert reply.usage.model_extra["mentor_tokens"] == 0
     streamed = "".join(
         c.choices[0].text
         for c in client.completions.create(
-            model="edge-collab", prompt="the cat sat", max_tokens=12, stream=True, extra_body={"mode": "student"}
+            model="edge-collab", prompt="the cat sat", max_tokens=12, stream=True, extra_body={"method": "student"}
         )
     )
     assert streamed == reply.choices[0].text
@@ -183,7 +183,7 @@ def test_requests_beyond_the_queue_get_429_and_a_dropped_stream_frees_the_server
 
 
 def test_sigterm_shuts_down_cleanly(tiny_paths):
-    with edge_collab_server("--student", str(tiny_paths["student"]), "--mode", "student", "--n-ctx", "256") as (
+    with edge_collab_server("--student", str(tiny_paths["student"]), "--method", "student", "--n-ctx", "256") as (
         _,
         _,
         process,

@@ -7,7 +7,7 @@ evaluated in one batch, so a mentor that is consulted only at probes catches up
 with a single forward pass. Rolling back truncates the cache; nothing that
 stays is evaluated again. Scratch work (a verifier prompt) runs on a second
 sequence forked from the first and is dropped afterwards, so the main cache is
-never rebuilt (rebuilding changes greedy output; see METHOD.md's pitfalls).
+never rebuilt (rebuilding changes greedy output; see docs/method.md, "Pitfalls").
 """
 
 from __future__ import annotations
@@ -92,6 +92,11 @@ class ModelBackend(ABC):
     @abstractmethod
     def chat_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
         """Tokens of a conversation in the model's own chat format, ready for the reply."""
+
+    def chat_prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
+        """The conversation in the model's chat format as text, for a server that
+        tokenizes for itself (a served mentor reads the student's rendering)."""
+        raise EdgeCollabError(f"{self.name} cannot render prompts as text for a remote mentor")
 
     @property
     def wants_bos(self) -> bool:

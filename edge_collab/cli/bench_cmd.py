@@ -9,22 +9,21 @@ from typing import Any
 
 import click
 
-from edge_collab.bench import BENCH_PROMPTS, run_bench
-from edge_collab.cli.options import model_options, open_pair, probing_options, probing_settings
-from edge_collab.engine.generation import GenerationResult
-from edge_collab.settings import DEFAULT_PROBE_RATE, DEFAULT_SEGMENT_TOKENS, GenerationSettings
+from edge_collab.cli.options import generation_options, generation_settings, model_options, open_pair
+from edge_collab.engine.result import GenerationResult
+from edge_collab.evaluation.bench import BENCH_PROMPTS, run_bench
 
 
 def _table(report: dict[str, Any]) -> str:
     lines = [
-        "| mode | tokens/s | overhead | mentor share | student eval / ideal | re-evaluated "
+        "| method | tokens/s | overhead | mentor share | student eval / ideal | re-evaluated "
         "| mentor decode | mentor prefill | stops |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for mode, r in report["modes"].items():
+    for method, r in report["methods"].items():
         ratio = r["student_eval_vs_ideal"]
         lines.append(
-            f"| {mode} | {r['tokens_per_s']:.1f} | {r['overhead_fraction']:.1%} | {r['mentor_share']:.1%} | "
+            f"| {method} | {r['tokens_per_s']:.1f} | {r['overhead_fraction']:.1%} | {r['mentor_share']:.1%} | "
             f"{'-' if ratio is None else f'{ratio:.3f}'} | {r['reevaluated_tokens']} | {r['mentor_decode_tokens']} | "
             f"{r['mentor_prefill_tokens']} | {', '.join(f'{k} {v}' for k, v in sorted(r['stop_reasons'].items()))} |"
         )
@@ -36,13 +35,7 @@ def _table(report: dict[str, Any]) -> str:
 
 @click.command()
 @model_options
-@probing_options
-@click.option(
-    "--max-tokens", type=click.IntRange(1, 100_000), default=256, show_default=True, help="Answer cap per prompt."
-)
-@click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=DEFAULT_PROBE_RATE, show_default=True)
-@click.option("--segment-tokens", type=click.IntRange(1, 256), default=DEFAULT_SEGMENT_TOKENS, show_default=True)
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@generation_options(exclude=("method",), defaults={"max_new_tokens": 256})
 @click.option(
     "--prompts",
     "prompt_count",
@@ -60,32 +53,16 @@ def _table(report: dict[str, Any]) -> str:
     help="Where to write the JSON report.",
 )
 @click.pass_context
-def bench(
-    ctx: click.Context,
-    max_tokens: int,
-    probe_rate: float,
-    segment_tokens: int,
-    seed: int,
-    prompt_count: int,
-    as_json: bool,
-    out: str,
-    **options: Any,
-) -> None:
+def bench(ctx: click.Context, prompt_count: int, as_json: bool, out: str, **options: Any) -> None:
     """Run student-alone, mentor-alone and collab on the same fixed prompts."""
-    settings = GenerationSettings(
-        probe_rate=probe_rate,
-        segment_tokens=segment_tokens,
-        max_new_tokens=max_tokens,
-        seed=seed,
-        **probing_settings(options),
-    )
+    settings = generation_settings(options)
     prompts = BENCH_PROMPTS[:prompt_count]
     with (
         open_pair(ctx, options, settings) as pair,
         click.progressbar(length=len(prompts) * 3, label="bench", show_eta=True, file=sys.stderr) as bar,
     ):
 
-        def on_answer(mode: str, index: int, result: GenerationResult) -> None:
+        def on_answer(method: str, index: int, result: GenerationResult) -> None:
             bar.update(1)
 
         report = run_bench(pair, prompts, on_answer=on_answer)

@@ -8,7 +8,7 @@ import click
 
 from edge_collab.cli.options import generation_options, generation_settings, model_options, open_pair
 from edge_collab.cli.render import stream_pieces, summary_line
-from edge_collab.engine.generation import GenerationResult
+from edge_collab.engine.result import GenerationResult
 
 HELP = "Commands: /stats (last answer's statistics), /reset (forget the conversation), /quit. Ctrl-C stops an answer."
 
@@ -22,7 +22,7 @@ def _read_line() -> str | None:
 
 @click.command()
 @model_options
-@generation_options
+@generation_options()
 @click.option("--system", default=None, help="A system message that opens the conversation.")
 @click.pass_context
 def chat(ctx: click.Context, system: str | None, **options: Any) -> None:

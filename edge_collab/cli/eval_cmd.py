@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -9,11 +10,11 @@ from typing import Any
 
 import click
 
-from edge_collab.cli.options import model_options, open_pair, probing_options, probing_settings
+from edge_collab.cli.options import generation_options, generation_settings, model_options, open_pair
 from edge_collab.evaluation.runner import RunningTotals, run_method
 from edge_collab.evaluation.tasks import Item, Task, load_task, select
 from edge_collab.pair import CollabPair
-from edge_collab.settings import DEFAULT_PROBE_RATE, DEFAULT_SEGMENT_TOKENS, MODES, GenerationSettings
+from edge_collab.settings import GenerationSettings
 
 
 def _show_on(bar: Any) -> Callable[[RunningTotals], None]:
@@ -46,16 +47,7 @@ def run_with_progress(
 @click.command("eval")
 @click.argument("task")
 @model_options
-@probing_options
-@click.option(
-    "--method",
-    "methods",
-    type=click.Choice(MODES),
-    multiple=True,
-    default=["collab"],
-    show_default=True,
-    help="Repeat to run several methods on the same items.",
-)
+@generation_options(multiple_methods=True)
 @click.option(
     "--limit", type=click.IntRange(1), default=None, help="At most N items (a fixed sample shared by all methods)."
 )
@@ -66,48 +58,34 @@ def run_with_progress(
     show_default=True,
     help="Large tasks keep one item in ten for training the verifier; evaluate on the rest.",
 )
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
-@click.option("--probe-rate", type=click.FloatRange(0.0, 1.0), default=DEFAULT_PROBE_RATE, show_default=True)
-@click.option("--segment-tokens", type=click.IntRange(1, 256), default=DEFAULT_SEGMENT_TOKENS, show_default=True)
-@click.option("--max-tokens", type=click.IntRange(1, 100_000), default=512, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0.0, 5.0), default=0.0, show_default=True)
 @click.option(
     "--out", type=click.Path(file_okay=False), default="results", show_default=True, help="Folder for results."
 )
+@click.option("--json", "as_json", is_flag=True, help="Print each method's totals as one JSON line.")
 @click.pass_context
 def eval_command(
-    ctx: click.Context,
-    task: str,
-    methods: tuple[str, ...],
-    limit: int | None,
-    split: str,
-    seed: int,
-    probe_rate: float,
-    segment_tokens: int,
-    max_tokens: int,
-    temperature: float,
-    out: str,
-    **options: Any,
+    ctx: click.Context, task: str, limit: int | None, split: str, out: str, as_json: bool, **options: Any
 ) -> None:
-    """Run METHODs on TASK's items; resumes where an identical run stopped."""
+    """Run the methods (--method, repeatable) on TASK's items; resumes where an identical run stopped."""
     loaded = load_task(task, ctx.obj["data_dir"])
     items = select(loaded, split, limit)  # type: ignore[arg-type]
     if not items:
         raise click.ClickException(f"{loaded.name} has no {split} items")
-    settings = GenerationSettings(
-        probe_rate=probe_rate,
-        segment_tokens=segment_tokens,
-        max_new_tokens=max_tokens,
-        seed=seed,
-        temperature=temperature,
-        **probing_settings(options),
-    )
+    settings = generation_settings(options)
     with open_pair(ctx, options, settings) as pair:
-        for method in dict.fromkeys(methods):
+        for method in dict.fromkeys(options["method"]):
             label = f"{loaded.name} {method}"
             path, totals = run_with_progress(pair, loaded, items, method, settings, Path(out), split, label)
             if totals.regraded:
-                click.echo(f"{label}: {totals.regraded} stored replies graded again with the current answer extraction")
+                click.echo(
+                    f"{label}: {totals.regraded} stored replies graded again with the current answer extraction",
+                    err=as_json,
+                )
+            if as_json:
+                click.echo(
+                    json.dumps({"task": loaded.name, "method": method, "results": str(path), **totals.to_dict()})
+                )
+                continue
             click.echo(
                 f"{label}: accuracy {totals.accuracy:.1%} ({totals.correct}/{totals.done}), "
                 f"mentor share {totals.mentor_share:.1%} -> {path}"

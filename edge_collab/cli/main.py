@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from importlib.metadata import entry_points
 from typing import Any
 
 import click
@@ -73,7 +74,18 @@ def _register() -> None:
     cli.add_command(sweep_cmd.sweep)
 
 
+def _load_plugins() -> None:
+    """Commands other packages add (the lab's `verifier collect|train|value`),
+    through the `edge_collab.commands` entry point: a function given the group."""
+    for entry in entry_points(group="edge_collab.commands"):
+        try:
+            entry.load()(cli)
+        except Exception as error:  # a broken plugin must not take the runtime's commands with it
+            logging.getLogger(__name__).warning("plugin %s not loaded: %s", entry.name, error)
+
+
 _register()
+_load_plugins()
 
 
 def main() -> None:

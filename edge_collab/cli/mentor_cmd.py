@@ -8,12 +8,14 @@ exactly the access pattern of probes (each prompt extends the last).
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import subprocess
 
 import click
 
+from edge_collab.cli.options import model_setting_options
 from edge_collab.presets.registry import resolve_model
 from edge_collab.remote.llama_cpp_server import llama_cpp_server_command
 
@@ -36,10 +38,7 @@ def mentor() -> None:
 @click.argument("model")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless asked).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8081, show_default=True)
-@click.option(
-    "--gpu-layers", type=click.IntRange(-1), default=0, show_default=True, help="Layers on the GPU (-1: all)."
-)
-@click.option("--n-ctx", type=click.IntRange(64, 1_048_576), default=4096, show_default=True)
+@model_setting_options(gpu_flags=("--gpu-layers",))
 @click.option("--api-key", envvar="EDGE_COLLAB_MENTOR_API_KEY", show_envvar=True, help="Required off loopback.")
 @click.option(
     "--model-alias", default=None, help="Name the server reports for the model (default: the preset or file name)."
@@ -52,15 +51,24 @@ def serve(
     port: int,
     gpu_layers: int,
     n_ctx: int,
+    threads: int | None,
     api_key: str | None,
     model_alias: str | None,
 ) -> None:
     """Serve MODEL (preset or .gguf) with llama-cpp-python's OpenAI-compatible server."""
     if not _is_loopback(host) and not api_key:
         raise click.ClickException(f"binding to {host} exposes the mentor beyond this machine: pass --api-key")
+    missing = [name for name in ("pydantic_settings", "starlette_context") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise click.ClickException(
+            "mentor serve runs llama-cpp-python's server, which needs its extras: "
+            "pip install 'edge-collab[mentor-server]'"
+        )
     path = resolve_model(model, ctx.obj["data_dir"])
     alias = model_alias or model if not model.endswith(".gguf") else path.stem
-    command = llama_cpp_server_command(path, alias=alias, host=host, port=port, n_ctx=n_ctx, gpu_layers=gpu_layers)
+    command = llama_cpp_server_command(
+        path, alias=alias, host=host, port=port, n_ctx=n_ctx, gpu_layers=gpu_layers, threads=threads
+    )
     environment = dict(os.environ)
     if api_key:
         environment["API_KEY"] = api_key  # read by the server's settings; kept off the command line

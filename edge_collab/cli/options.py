@@ -1,24 +1,140 @@
-"""Options shared by the commands that run models, declared once."""
+"""Command-line options, derived from the settings' own declarations.
+
+Every generation and model option is declared once, in edge_collab/settings.py,
+with its range, default and help; the flags here are built from those
+declarations and check values with the same function, so `run`, `eval`, the
+server and the Python API accept exactly the same values (tests/test_options.py).
+Only the options that choose models (which files, which server, which
+verifier) are the command line's own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import click
 
-from edge_collab.pair import VERIFIERS, CollabPair
+from edge_collab.engine.methods import METHOD_NAMES
+from edge_collab.errors import SettingsError
+from edge_collab.pair import CollabPair
 from edge_collab.settings import (
-    DEFAULT_MENTOR_BUDGET,
-    DEFAULT_PROBE_RATE,
-    DEFAULT_SEGMENT_TOKENS,
-    MODES,
-    PROBE_POLICIES,
+    GENERATION_KINDS,
+    GENERATION_OPTIONS,
+    MODEL_KINDS,
+    MODEL_OPTIONS,
     GenerationSettings,
     ModelSettings,
+    Option,
+    check_value,
 )
+from edge_collab.verifiers.named import VERIFIERS
 
-_MODEL_OPTIONS = [
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+class SettingType(click.ParamType):
+    """A number as settings.py allows it: the same check and the same message."""
+
+    def __init__(self, name: str, option: Option, kind: str):
+        self.name, self._field, self._option, self._kind = kind, name, option, kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                value = int(value) if self._kind == "int" else float(value)
+            except ValueError:
+                self.fail(f"{value!r} is not {'an integer' if self._kind == 'int' else 'a number'}", param, ctx)
+        try:
+            return check_value(self._field, self._option, value, self._kind)
+        except SettingsError as error:
+            self.fail(str(error), param, ctx)
+
+
+def _param_type(name: str, option: Option, kind: str) -> click.ParamType | None:
+    if name == "method":
+        return click.Choice(METHOD_NAMES)
+    if option.choices is not None:
+        return click.Choice(option.choices)
+    if kind in ("int", "float"):
+        return SettingType(name, option, kind)
+    return None
+
+
+def _help(option: Option) -> str:
+    described = option.describe()
+    return f"{option.help} [{described}]" if described and option.choices is None else option.help
+
+
+def _setting_option(
+    name: str,
+    option: Option,
+    kind: str,
+    default: Any,
+    flag: str | None = None,
+    param: str | None = None,
+    *,
+    multiple: bool = False,
+) -> Decorator:
+    """One click option for the setting `name` (stored under `param`, default `name`)."""
+    shown, param = flag or option.flag, param or name
+    assert shown is not None
+    if kind == "strings" or multiple:
+        default = list(default) if isinstance(default, list | tuple) else [default]
+        return click.option(
+            shown,
+            param,
+            multiple=True,
+            default=default,
+            type=_param_type(name, option, "str"),
+            show_default=bool(default),
+            help=_help(option) + " Repeatable.",
+        )
+    if default is None and name == "mentor_budget":
+        default = 0.0
+    return click.option(
+        shown,
+        param,
+        type=_param_type(name, option, kind),
+        default=default,
+        show_default=default is not None,
+        help=_help(option),
+    )
+
+
+def generation_options(
+    *,
+    only: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
+    defaults: Mapping[str, Any] | None = None,
+    multiple_methods: bool = False,
+) -> Decorator:
+    """The generation options a command offers (all that settings.py puts on the
+    command line, or `only` these), with the command's own `defaults`."""
+    wanted = set(only) if only is not None else None
+    skipped = set(exclude)
+    changed = dict(defaults or {})
+    decorators = []
+    for name, option in GENERATION_OPTIONS.items():
+        if option.flag is None or name in skipped or (wanted is not None and name not in wanted):
+            continue
+        default = changed.get(name, getattr(GenerationSettings(), name))
+        many = multiple_methods and name == "method"
+        decorators.append(_setting_option(name, option, GENERATION_KINDS[name], default, multiple=many))
+    return _apply(decorators)
+
+
+def generation_settings(options: Mapping[str, Any], **changes: Any) -> GenerationSettings:
+    """GenerationSettings from a command's parsed options (those it offers; the rest keep their defaults)."""
+    given = {name: options[name] for name in GENERATION_OPTIONS if name in options}
+    if isinstance(given.get("method"), tuple):
+        given.pop("method")  # eval's repeated --method: each run sets its own
+    if "stop" in given:
+        given["stop"] = tuple(given["stop"])
+    return GenerationSettings(**(given | changes))
+
+
+_PAIR_OPTIONS = [
     click.option(
         "--student", metavar="MODEL", help="Student: an installed preset or a .gguf path (default pair if omitted)."
     ),
@@ -37,30 +153,6 @@ _MODEL_OPTIONS = [
         help="API key for the mentor server (never printed).",
     ),
     click.option(
-        "--n-ctx",
-        type=click.IntRange(64, 1_048_576),
-        default=4096,
-        show_default=True,
-        help="Context size of each model, in tokens.",
-    ),
-    click.option(
-        "--student-gpu-layers",
-        type=click.IntRange(-1),
-        default=0,
-        show_default=True,
-        help="Student layers on the GPU (-1: all; needs a CUDA or Metal build).",
-    ),
-    click.option(
-        "--mentor-gpu-layers",
-        type=click.IntRange(-1),
-        default=0,
-        show_default=True,
-        help="Mentor layers on the GPU (-1: all).",
-    ),
-    click.option(
-        "--threads", type=click.IntRange(1, 512), default=None, help="CPU threads per model (default: all cores)."
-    ),
-    click.option(
         "--verifier",
         default="self",
         show_default=True,
@@ -70,126 +162,43 @@ _MODEL_OPTIONS = [
     ),
 ]
 
-_PROBING_OPTIONS = [
-    click.option(
-        "--probe-policy",
-        type=click.Choice(PROBE_POLICIES),
-        default="random",
-        show_default=True,
-        help="random: probe with --probe-rate; uncertainty: probe where the student's entropy reaches a threshold.",
-    ),
-    click.option(
-        "--uncertainty-threshold",
-        type=click.FloatRange(0.0, 20.0),
-        default=1.0,
-        show_default=True,
-        help="Entropy (nats) at which the uncertainty policy probes.",
-    ),
-    click.option(
-        "--mentor-budget",
-        type=click.FloatRange(0.0, 1.0, max_open=True),
-        default=DEFAULT_MENTOR_BUDGET,
-        show_default=True,
-        help=(
-            "Target mentor share: a controller moves the verifier's adoption bar (the probe rate or "
-            "threshold for always-mentor/always-student) over the run or session to reach it. "
-            "0 turns it off (the paper's fixed loop)."
-        ),
-    ),
-]
 
-_GENERATION_OPTIONS = [
-    click.option(
-        "--mode",
-        type=click.Choice(MODES),
-        default="collab",
-        show_default=True,
-        help="collab, or one model alone for comparison.",
-    ),
-    click.option(
-        "--probe-rate",
-        type=click.FloatRange(0.0, 1.0),
-        default=DEFAULT_PROBE_RATE,
-        show_default=True,
-        help="Probability that a word step probes the mentor.",
-    ),
-    click.option(
-        "--segment-tokens",
-        type=click.IntRange(1, 256),
-        default=DEFAULT_SEGMENT_TOKENS,
-        show_default=True,
-        help="Lookahead tokens each model writes at a divergence.",
-    ),
-    click.option(
-        "--max-tokens", type=click.IntRange(1, 1_000_000), default=512, show_default=True, help="Cap on answer tokens."
-    ),
-    click.option(
-        "--seed",
-        type=click.IntRange(0, 2**63 - 1),
-        default=0,
-        show_default=True,
-        help="Seeds probes and sampling: same seed, same answer.",
-    ),
-    click.option(
-        "--temperature",
-        type=click.FloatRange(0.0, 5.0),
-        default=0.0,
-        show_default=True,
-        help="0 is greedy (as in the paper).",
-    ),
-    click.option("--stop", multiple=True, help="Stop string (repeatable)."),
-]
-
-
-def _apply(options: list[Callable[[Any], Any]], command: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(options):
-        command = option(command)
-    return command
+def model_setting_options(gpu_flags: tuple[str, ...] = ("--student-gpu-layers", "--mentor-gpu-layers")) -> Decorator:
+    """--n-ctx, --threads and one GPU-layers flag per model, from ModelSettings."""
+    defaults = ModelSettings()
+    decorators = []
+    for name, option in MODEL_OPTIONS.items():
+        flags = gpu_flags if name == "gpu_layers" else (option.flag or "",)
+        for flag in flags:
+            param = flag.removeprefix("--").replace("-", "_") if name == "gpu_layers" else name
+            decorators.append(_setting_option(name, option, MODEL_KINDS[name], getattr(defaults, name), flag, param))
+    return _apply(decorators)
 
 
 def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    return _apply(_MODEL_OPTIONS, command)
+    return _apply([*_PAIR_OPTIONS, model_setting_options()])(command)
 
 
-def generation_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    return _apply(_GENERATION_OPTIONS + _PROBING_OPTIONS, command)
+def model_settings(options: Mapping[str, Any], role: str) -> ModelSettings:
+    return ModelSettings(n_ctx=options["n_ctx"], gpu_layers=options[f"{role}_gpu_layers"], threads=options["threads"])
 
 
-def probing_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    return _apply(_PROBING_OPTIONS, command)
+def _apply(decorators: list[Decorator]) -> Decorator:
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
 
 
-def probing_settings(options: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "probe_policy": options["probe_policy"],
-        "uncertainty_threshold": options["uncertainty_threshold"],
-        "mentor_budget": options["mentor_budget"] or None,  # 0: no controller
-    }
-
-
-def generation_settings(options: dict[str, Any]) -> GenerationSettings:
-    return GenerationSettings(
-        mode=options["mode"],
-        probe_rate=options["probe_rate"],
-        segment_tokens=options["segment_tokens"],
-        max_new_tokens=options["max_tokens"],
-        seed=options["seed"],
-        temperature=options["temperature"],
-        stop=tuple(options["stop"]),
-        **probing_settings(options),
-    )
-
-
-def open_pair(ctx: click.Context, options: dict[str, Any], settings: GenerationSettings | None = None) -> CollabPair:
-    def model_settings(gpu_layers: int) -> ModelSettings:
-        return ModelSettings(n_ctx=options["n_ctx"], gpu_layers=gpu_layers, threads=options["threads"])
-
+def open_pair(ctx: click.Context, options: Mapping[str, Any], settings: GenerationSettings | None = None) -> CollabPair:
     return CollabPair.open(
         options["student"],
         options["mentor"],
         settings=settings,
-        student_settings=model_settings(options["student_gpu_layers"]),
-        mentor_settings=model_settings(options["mentor_gpu_layers"]),
+        student_settings=model_settings(options, "student"),
+        mentor_settings=model_settings(options, "mentor"),
         verifier=options["verifier"],
         data_dir=ctx.obj["data_dir"],
         mentor_model=options["mentor_model"],

@@ -1,8 +1,9 @@
-"""`edge-collab run PROMPT`: answer one prompt."""
+"""`edge-collab run PROMPT`: answer one prompt (`-`, or no PROMPT with a pipe: read it from stdin)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -11,21 +12,37 @@ from edge_collab.cli.options import generation_options, generation_settings, mod
 from edge_collab.cli.render import stream_pieces, summary_line
 
 
+def read_prompt(prompt: str | None) -> str:
+    """The prompt as given, or standard input's text for `-` or a missing prompt
+    when something is piped in (as `llm` and `ollama run` do)."""
+    if prompt is None or prompt == "-":
+        if prompt is None and sys.stdin.isatty():
+            raise click.UsageError("give a PROMPT, or pipe one in (PROMPT '-' reads standard input)")
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        try:
+            prompt = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            message = f"standard input is not UTF-8 text (byte {error.start})"
+            raise click.BadParameter(message, param_hint="PROMPT") from None
+    if not prompt.strip():
+        raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
+    return prompt
+
+
 @click.command()
-@click.argument("prompt")
+@click.argument("prompt", required=False)
 @model_options
-@generation_options
+@generation_options()
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object (text, pieces, stats) instead of streaming."
 )
 @click.pass_context
-def run(ctx: click.Context, prompt: str, as_json: bool, **options: Any) -> None:
+def run(ctx: click.Context, prompt: str | None, as_json: bool, **options: Any) -> None:
     """Answer PROMPT, streaming it with mentor-written text marked."""
-    if not prompt.strip():
-        raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
+    text = read_prompt(prompt)
     settings = generation_settings(options)
     with open_pair(ctx, options, settings) as pair:
-        generation = pair.generate(prompt, stream=True)
+        generation = pair.generate(text, stream=True)
         if as_json:
             click.echo(json.dumps(generation.run().to_dict(), ensure_ascii=False))
             return

@@ -13,7 +13,7 @@ from edge_collab.cli.options import generation_options, generation_settings, mod
 
 @click.command()
 @model_options
-@generation_options
+@generation_options()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless asked).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @click.option("--api-key", envvar="EDGE_COLLAB_API_KEY", show_envvar=True, help="Required off loopback.")
@@ -38,7 +38,7 @@ def serve(
         raise click.ClickException(f"binding to {host} exposes the server beyond this machine: pass --api-key")
     settings = generation_settings(options)
     with open_pair(ctx, options, settings) as pair:
-        if settings.mode != "student":
+        if settings.method != "student":
             _ = pair.mentor  # load now, not on the first request
         app = create_app(pair, ServerSettings(model_name=model_name, api_key=api_key, queue_size=queue_size))
         shown = f"[{host}]" if ":" in host else host

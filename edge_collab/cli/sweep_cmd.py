@@ -9,12 +9,12 @@ from typing import Any
 import click
 
 from edge_collab.cli.eval_cmd import run_with_progress
-from edge_collab.cli.options import model_options, open_pair, probing_options, probing_settings
+from edge_collab.cli.options import generation_options, generation_settings, model_options, open_pair
+from edge_collab.engine.methods import METHODS
 from edge_collab.evaluation.report import load_runs, plot_frontier, results_table
 from edge_collab.evaluation.tasks import load_task, select
-from edge_collab.settings import GenerationSettings
 
-BASELINES = ("student", "mentor", "takeover", "cosd", "nudging", "rstitch", "average")
+BASELINES = tuple(name for name in METHODS if name != "collab")
 
 
 def _floats(text: str) -> list[float]:
@@ -27,7 +27,7 @@ def _floats(text: str) -> list[float]:
 @click.command()
 @click.argument("task")
 @model_options
-@probing_options
+@generation_options(exclude=("method", "probe_rate", "segment_tokens"))
 @click.option("--probe-rates", default="0.05,0.1,0.25,0.5", show_default=True)
 @click.option("--segment-lengths", default="4,8,16", show_default=True)
 @click.option("--baselines", default=",".join(BASELINES), show_default=True, help="Other methods on the same items.")
@@ -39,8 +39,6 @@ def _floats(text: str) -> list[float]:
     show_default=True,
     help="Development items by default, so defaults are never chosen on reported items.",
 )
-@click.option("--max-tokens", type=click.IntRange(1, 100_000), default=512, show_default=True)
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/sweep"), show_default=True
 )
@@ -53,8 +51,6 @@ def sweep(
     baselines: str,
     limit: int,
     split: str,
-    max_tokens: int,
-    seed: int,
     out: Path,
     **options: Any,
 ) -> None:
@@ -69,7 +65,7 @@ def sweep(
     items = select(loaded, split, limit)  # type: ignore[arg-type]
     if not items:
         raise click.ClickException(f"{loaded.name} has no {split} items")
-    base = GenerationSettings(max_new_tokens=max_tokens, seed=seed, **probing_settings(options))
+    base = generation_settings(options)
     plan = [(method, base) for method in methods] + [
         ("collab", base.with_changes(probe_rate=rate, segment_tokens=k)) for k in lengths for rate in rates
     ]

@@ -1,4 +1,4 @@
-"""Statistics of one generation, as defined in METHOD.md's Metrics section."""
+"""Statistics of one generation, as defined in docs/method.md, "Metrics"."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 @dataclass
 class GenerationStats:
-    mode: str = "collab"
+    method: str = "collab"
     stop_reason: str = ""  # eos | length | stop | repeat | context
     prompt_tokens: int = 0
     tokens_total: int = 0  # answer tokens, counted in the writer's (student's) tokens

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_collab.engine.methods import METHODS
 from edge_collab.errors import EdgeCollabError
 from edge_collab.evaluation.runner import read_results
 from edge_collab.plotting import pyplot
@@ -50,16 +51,11 @@ class Run:
     @property
     def label(self) -> str:
         method = str(self.header["method"])
-        parameters = {
-            "cosd": "cosd_alpha",
-            "nudging": "nudging_gamma",
-            "rstitch": "rstitch_tau",
-            "takeover": "probe_rate",
-        }
+        known = METHODS.get(method)
         budget = f" budget {self.mentor_budget:g}" if self.mentor_budget is not None else ""
-        if method in parameters and parameters[method] in self.header:
-            name = parameters[method]
-            return f"{method} {name.split('_')[-1]}={self.header[name]:g}{budget}"
+        first = known.run_parameters[0] if known is not None and known.run_parameters else None
+        if method != "collab" and first is not None and first in self.header:
+            return f"{method} {first.split('_')[-1]}={self.header[first]:g}{budget}"
         if method != "collab":
             return method
         h = self.header

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from edge_collab.engine.methods import method_named
 from edge_collab.errors import EdgeCollabError
 from edge_collab.evaluation.grading import grade
 from edge_collab.evaluation.prompts import build_question
@@ -49,10 +50,22 @@ class RunningTotals:
     def mentor_share(self) -> float:
         return self.mentor_tokens / self.tokens if self.tokens else 0.0
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "items": self.done,
+            "correct": self.correct,
+            "accuracy": self.accuracy,
+            "mentor_share": self.mentor_share,
+            "tokens": self.tokens,
+            "mentor_tokens": self.mentor_tokens,
+            "regraded": self.regraded,
+        }
+
 
 def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSettings, split: str) -> dict:  # type: ignore[type-arg]
     """What determines the answers; settings a method ignores are left out, so
     e.g. student-alone results are shared by every probe rate."""
+    spec = method_named(method)
     header: dict[str, object] = {
         "type": "header",
         "task": task.name,
@@ -63,31 +76,21 @@ def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSe
         "seed": settings.seed,
         "temperature": settings.temperature,
     }
-    if method != "mentor":
+    if spec.uses_student:
         header["student"] = pair.student.name
-    if method != "student":
+    if spec.needs_mentor:
         header["mentor"] = pair.mentor_name
-    baseline_parameters = {
-        "cosd": {"cosd_alpha": settings.cosd_alpha, "cosd_beta": settings.cosd_beta},
-        "nudging": {"nudging_gamma": settings.nudging_gamma},
-        "rstitch": {"rstitch_tau": settings.rstitch_tau},
-        "takeover": {"probe_rate": settings.probe_rate},
-    }
-    header |= baseline_parameters.get(method, {})
-    if method == "collab":
-        header |= {
-            "probe_rate": settings.probe_rate,
-            "segment_tokens": settings.segment_tokens,
-            "verifier": pair.verifier_name,
-        }
+    header |= {name: getattr(settings, name) for name in spec.run_parameters}
+    if spec.needs_verifier:
+        header["verifier"] = pair.verifier_name
         if pair.verifier_file is not None and pair.verifier_file.is_file():
             # A learned verifier's name or path says nothing of its weights: a retrained file starts new results.
             header["verifier_sha256"] = hashlib.sha256(pair.verifier_file.read_bytes()).hexdigest()[:12]
-        # Added after the first results were recorded: left out at their defaults
-        # so those results keep their file names.
-        if settings.probe_policy != "random":
-            header |= {"probe_policy": settings.probe_policy, "uncertainty_threshold": settings.uncertainty_threshold}
-    if method in ("collab", "takeover") and settings.mentor_budget is not None:
+    # Added after the first results were recorded: left out at their defaults
+    # so those results keep their file names.
+    if spec.probes and settings.probe_policy != "random":
+        header |= {"probe_policy": settings.probe_policy, "uncertainty_threshold": settings.uncertainty_threshold}
+    if spec.probes and settings.mentor_budget is not None:
         header["mentor_budget"] = settings.mentor_budget
     return header
 
@@ -189,7 +192,7 @@ def run_method(
             totals.add(record)
     # Every answer runs with these settings, not the pair's: a sweep opens one
     # pair and runs each grid point through it.
-    run_settings = {f.name: getattr(settings, f.name) for f in fields(settings)} | {"mode": method}
+    run_settings = {f.name: getattr(settings, f.name) for f in fields(settings)} | {"method": method}
     pressures = [r["budget_pressure"] for r in done if "budget_pressure" in r]
     if "mentor_budget" in header:  # each results file is one run of the controller
         pair.restart_budget(pressures[-1] if pressures else 0.0, **run_settings)

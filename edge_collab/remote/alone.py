@@ -3,10 +3,15 @@ one streamed completion, passed on as it comes and cut at the stop strings."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 
+from edge_collab.backends.base import ModelBackend
+from edge_collab.engine.pieces import Piece, Source
+from edge_collab.engine.result import GenerationResult
+from edge_collab.engine.stats import GenerationStats
 from edge_collab.remote.client import CompletionClient
 from edge_collab.settings import GenerationSettings
 
@@ -58,3 +63,32 @@ def stream_answer(
         answer.stop_reason = "stop"
     elif finish_reason == "length":
         answer.stop_reason = "length"
+
+
+class RemoteAlone:
+    """The "mentor" method on a server: one streamed completion, its pieces
+    passed on as they come, counted in the student's tokens."""
+
+    def __init__(self, client: CompletionClient, student: ModelBackend, prompt: str, settings: GenerationSettings):
+        self.client, self.student, self.prompt, self.settings = client, student, prompt, settings
+        self.pieces: list[Piece] = []
+        self.result: GenerationResult | None = None
+
+    def steps(self) -> Iterator[Piece]:
+        started = time.perf_counter()
+        counters = self.client.counters
+        trips, seconds = counters.round_trips, counters.network_s
+        streamed = StreamedAnswer()
+        for text in stream_answer(self.client, self.prompt, self.settings, streamed):
+            piece = Piece(text, Source.MENTOR)
+            self.pieces.append(piece)
+            yield piece
+        stats = GenerationStats(method=self.settings.method)
+        stats.tokens_total = stats.tokens_mentor = len(self.student.tokenize(streamed.text.encode("utf-8")))
+        stats.mentor_decode_tokens = streamed.decoded or stats.tokens_total
+        stats.stop_reason = streamed.stop_reason
+        stats.mentor_round_trips = counters.round_trips - trips
+        stats.mentor_network_s = stats.mentor_s = counters.network_s - seconds
+        stats.wall_s = time.perf_counter() - started
+        stats.finish()
+        self.result = GenerationResult(streamed.text, list(self.pieces), stats)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 
 def llama_cpp_server_command(
-    model: Path, *, alias: str, host: str, port: int, n_ctx: int = 4096, gpu_layers: int = 0
+    model: Path, *, alias: str, host: str, port: int, n_ctx: int = 4096, gpu_layers: int = 0, threads: int | None = None
 ) -> list[str]:
-    threads = str(os.cpu_count() or 1)
+    # llama-cpp-python's server defaults to half the cores; a mentor box should use them all.
+    threads_text = str(threads or os.cpu_count() or 1)
     return [
         sys.executable,
         "-m",
@@ -29,11 +30,10 @@ def llama_cpp_server_command(
         str(999 if gpu_layers == -1 else gpu_layers),
         "--n_ctx",
         str(n_ctx),
-        # llama-cpp-python's server defaults to half the cores; a mentor box should use them all.
         "--n_threads",
-        threads,
+        threads_text,
         "--n_threads_batch",
-        threads,
+        threads_text,
         # llama.cpp enables flash attention by itself on CPU (as edge-collab's own
         # contexts do); llama-cpp-python turns it off unless asked.
         "--flash_attn",

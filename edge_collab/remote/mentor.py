@@ -1,47 +1,25 @@
-"""The remote mentor and how the engine probes it.
-
-A probe asks the mentor to continue the answer from the start of the
-student's word; the mentor's tokens are compared with the student's one by
-one, and where they first differ the branches part. Two ways to ask, chosen by
-the measured round-trip time:
-
-- one request per probe (slow links): ask for the word's length plus a
-  lookahead segment at once; at a divergence the same reply already holds the
-  mentor's segment. Every probe then costs the server a segment of decoding.
-- two requests at a divergence (fast links, e.g. loopback): ask for the word
-  only; only where it differs ask again for the segment from the split. The
-  server decodes no more than a local mentor would.
-
-Either way the segment is greedy from the split, so with identical tokenizers
-this is exactly the local probe-by-scoring rule and the answers are the same
-as with a local mentor. The server keeps its own prefix cache
-(llama.cpp and vLLM reuse the common prefix of consecutive prompts), so each
-request costs the server only the text appended since the last one.
-
-When the mentor fails (time-out, refused connection, HTTP error, malformed or
-truncated reply) the probe is skipped and the student carries on; after
-repeated failures a circuit breaker stops probing for a while.
-"""
+"""A mentor behind an OpenAI-compatible completion server (the Mentor protocol
+of engine/mentor.py). Probes go through `RemoteLink` (remote/link.py); an
+answer the mentor writes alone is one streamed completion (remote/alone.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
-from edge_collab.backends.base import BackendCounters
+from edge_collab.backends.base import BackendCounters, ModelBackend
 from edge_collab.engine.answer import Answer
-from edge_collab.engine.writer import Written, ends_sentence
-from edge_collab.errors import MentorUnavailableError
+from edge_collab.engine.result import MentorPrompt, Steps
+from edge_collab.remote.alone import RemoteAlone
 from edge_collab.remote.breaker import CircuitBreaker
-from edge_collab.remote.client import Completion, CompletionClient
+from edge_collab.remote.client import CompletionClient
+from edge_collab.remote.link import RemoteLink
+from edge_collab.settings import GenerationSettings
 
 
 class RemoteMentor:
-    """A mentor served over HTTP. Implements the little the engine asks of a
-    mentor outside a probe; probes go through `RemoteLink`."""
-
-    n_ctx = 1 << 30  # the server enforces its own context
+    """A mentor served over HTTP."""
 
     def __init__(self, client: CompletionClient, breaker: CircuitBreaker | None = None):
         self.client = client
@@ -49,162 +27,30 @@ class RemoteMentor:
         self.counters = BackendCounters()
         self.name = client.model or client.url
 
-    def discard_branch(self) -> None:
-        """Nothing is cached here: the server owns the cache."""
-
     def close(self) -> None:
         self.client.close()
 
+    backend = None  # nothing in process
+    can_score = False  # a server gives no scores of both segments for a learned verifier
 
-@dataclass
-class RemoteStats:
-    round_trips: int = 0
-    network_s: float = 0.0
-    failures: int = 0
-    skipped_probes: int = 0
+    def chat_prompt(self, messages: Sequence[dict[str, str]], student: ModelBackend) -> MentorPrompt:
+        """A server tokenizes for itself; it gets the student's rendering of the conversation."""
+        return student.chat_prompt_text(messages)
 
+    def plain_prompt(self, text: str) -> MentorPrompt:
+        return text
 
-def _first_difference(mentor: list[str], student: list[str]) -> int:
-    """Index of the first student token the mentor's tokens do not repeat
-    (len(student) when the mentor wrote the same tokens)."""
-    for index, piece in enumerate(student):
-        if index >= len(mentor) or mentor[index] != piece:
-            return index
-    return len(student)
+    def open_link(
+        self,
+        answer: Answer,
+        prompt: MentorPrompt,
+        settings: GenerationSettings,
+        rng: np.random.Generator,
+        record_scores: bool,
+    ) -> RemoteLink:
+        assert isinstance(prompt, str)
+        return RemoteLink(self.client, self.breaker, self.counters, prompt, answer, settings.segment_tokens)
 
-
-def _compare_text(completion: Completion, pieces: list[str]) -> tuple[int, list[str], bool] | None:
-    """The word-sized reply against the student's tokens, by text: the mentor
-    wrote the word when the texts are equal; otherwise the branches part after
-    the longest run of the student's tokens that the reply starts with."""
-    text = completion.text
-    if text == "".join(pieces):
-        return None
-    split, covered = 0, ""
-    while split < len(pieces) - 1 and text.startswith(covered + pieces[split]):
-        covered += pieces[split]
-        split += 1
-    return split, [], completion.finished and text == covered
-
-
-def _text_agrees(text: str, word: str) -> bool:
-    """Without token information: the reply starts with the word, and the word ends there."""
-    rest = text[len(word) : len(word) + 1]
-    return text.startswith(word) and rest in ("", " ", "\n", "\t")
-
-
-class RemoteLink:
-    """The MentorLink interface (see engine/mentor_link.py) over HTTP."""
-
-    split_row = None
-    student_segment_logprobs = np.zeros(0)  # never filled: learned verifiers need a local mentor
-
-    def __init__(self, mentor: RemoteMentor, prompt_text: str, answer: Answer, segment_tokens: int):
-        self.mentor = mentor
-        self.prompt_text = prompt_text
-        self.answer = answer
-        self.segment_tokens = segment_tokens
-        self.prefill_tokens = 0  # the server's prefix cache makes this unknowable here
-        self.decode_tokens = 0
-        self.stats = RemoteStats()
-        self._segment: Written | None = None
-        self._segment_pieces: list[str] = []
-        self._split = 0
-        self._counters_at_start = (
-            mentor.client.counters.round_trips,
-            mentor.client.counters.network_s,
-            mentor.client.counters.failures,
-        )
-
-    def probe(self, word_start: int, word: list[int]) -> int | None:
-        breaker = self.mentor.breaker
-        if not breaker.allow():
-            self.stats.skipped_probes += 1
-            return None
-        student = self.answer.writer
-        prefix = student.detokenize(self.answer.tokens()[:word_start]).decode("utf-8", errors="replace")
-        pieces = [student.token_bytes(t).decode("utf-8", errors="replace") for t in word]
-        one_request = self.mentor.client.one_request_per_probe
-        try:
-            budget = len(word) + (self.segment_tokens if one_request else 0)
-            # With a second request to come, the first needs only the text.
-            completion = self.mentor.client.complete(self.prompt_text + prefix, max_tokens=budget, pieces=one_request)
-            self.decode_tokens += len(completion.tokens) or len(student.tokenize(completion.text.encode("utf-8")))
-            outcome = self._compare(completion, pieces) if one_request else _compare_text(completion, pieces)
-            if outcome is None:
-                breaker.record_success()
-                return None
-            split, segment, ended = outcome
-            if not one_request and not ended:
-                # Second round trip, only at a divergence: the segment from the split.
-                agreed = "".join(pieces[:split])
-                follow = self.mentor.client.complete(
-                    self.prompt_text + prefix + agreed, max_tokens=self.segment_tokens, pieces=True
-                )
-                self.decode_tokens += len(follow.tokens) or 1
-                segment = follow.tokens or [follow.text]
-                ended = follow.finished and len(segment) < self.segment_tokens
-        except MentorUnavailableError:
-            breaker.record_failure()
-            self.stats.skipped_probes += 1
-            return None
-        finally:
-            self._sync_network_stats()
-        breaker.record_success()
-        self._segment_pieces = segment
-        self._segment = Written([], ended=ended, text="".join(segment).encode("utf-8"))
-        self._split = word_start + split
-        return self._split
-
-    def _compare(self, completion: Completion, pieces: list[str]) -> tuple[int, list[str], bool] | None:
-        """None when the mentor wrote the student's word; else (split within the
-        word, the mentor's segment so far, whether the mentor ended there)."""
-        mentor_tokens = completion.tokens
-        if mentor_tokens:
-            split = _first_difference(mentor_tokens, pieces)
-            if split == len(pieces):
-                return None
-            segment = mentor_tokens[split : split + self.segment_tokens]
-            return split, segment, completion.finished and len(mentor_tokens) <= split + self.segment_tokens
-        if _text_agrees(completion.text, "".join(pieces)):
-            return None
-        return 0, [completion.text], completion.finished
-
-    def read_student_segment(self) -> None:
-        raise MentorUnavailableError("a remote mentor cannot score the student's segment for a learned verifier")
-
-    def mentor_segment(self, count: int, scores: list | None = None, until_sentence_end: bool = False) -> Written:  # type: ignore[type-arg]
-        assert self._segment is not None
-        if until_sentence_end:
-            for index, piece in enumerate(self._segment_pieces):
-                if ends_sentence(piece.encode("utf-8")):
-                    self._segment_pieces = self._segment_pieces[: index + 1]
-                    break
-            return Written([], ended=False, text="".join(self._segment_pieces).encode("utf-8"))
-        return self._segment
-
-    def mentor_text(self, segment: Written) -> bytes:
-        return segment.text or b""
-
-    def as_student_tokens(self, segment: Written) -> list[int]:
-        return self.answer.writer.tokenize(self.mentor_text(segment))
-
-    def adopt(self, segment: Written) -> None:
-        """Append the segment token by token: each of the mentor's tokens becomes
-        the student's tokens for the same text, so with identical tokenizers the
-        student holds exactly the ids the mentor wrote (as with a local mentor),
-        and with others the boundaries stay where the mentor put them."""
-        student = self.answer.writer
-        tokens = [t for piece in self._segment_pieces for t in student.tokenize(piece.encode("utf-8"))]
-        student.append(tokens)
-
-    def reject(self) -> None:
-        """Nothing to undo: the server caches by prefix."""
-
-    def _sync_network_stats(self) -> None:
-        trips, seconds, failures = self._counters_at_start
-        counters = self.mentor.client.counters
-        self.stats.round_trips = counters.round_trips - trips
-        self.stats.network_s = counters.network_s - seconds
-        self.stats.failures = counters.failures - failures
-        self.mentor.counters.seconds = counters.network_s
+    def alone(self, student: ModelBackend, prompt: MentorPrompt, settings: GenerationSettings) -> Steps:
+        assert isinstance(prompt, str)
+        return RemoteAlone(self.client, student, prompt, settings)

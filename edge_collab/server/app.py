@@ -30,9 +30,16 @@ from fastapi.responses import JSONResponse
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge_collab.engine.generation import Generation, GenerationResult
+from edge_collab.engine.generation import Generation
+from edge_collab.engine.result import GenerationResult
 from edge_collab.engine.stats import GenerationStats
-from edge_collab.errors import ContextOverflowError, EdgeCollabError, MentorUnavailableError, SettingsError
+from edge_collab.errors import (
+    ContextOverflowError,
+    EdgeCollabError,
+    IncompatiblePairError,
+    MentorUnavailableError,
+    SettingsError,
+)
 from edge_collab.pair import CollabPair
 from edge_collab.server.schema import ChatRequest, CompletionRequest
 
@@ -135,7 +142,9 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
         first = error.errors()[0] if error.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         message = (
-            "request body is not valid JSON" if first.get("type") == "json_invalid" else first.get("msg", "bad request")
+            "request body is not valid JSON"
+            if first.get("type") == "json_invalid"
+            else str(first.get("msg", "bad request")).removeprefix("Value error, ")
         )
         return error_response(400, f"{where}: {message}" if where else message, param=where or None)
 
@@ -191,7 +200,7 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
 
         try:
             generation = await on_models_thread(start)
-        except (SettingsError, ContextOverflowError) as error:
+        except (SettingsError, ContextOverflowError, IncompatiblePairError) as error:
             release()
             return error_response(400, str(error))
         except MentorUnavailableError as error:
@@ -205,7 +214,7 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
         if not body.stream:
             try:
                 result = await on_models_thread(_run_to_end, generation)
-            except (SettingsError, ContextOverflowError) as error:
+            except (SettingsError, ContextOverflowError, IncompatiblePairError) as error:
                 return error_response(400, str(error))
             finally:
                 release()

@@ -1,13 +1,48 @@
 """Request bodies, validated strictly: unknown fields and out-of-range values
-are client errors (400), never silently dropped."""
+are client errors (400), never silently dropped.
+
+edge-collab's own fields are built from the settings' declarations
+(edge_collab/settings.py), so a request accepts exactly what the command line
+and the Python API accept. What the server takes from OpenAI's API, and what
+it refuses on purpose, is listed once, in `OPENAI_FIELDS` and `NOT_PER_REQUEST`
+(docs/server.md shows both).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from edge_collab.settings import PROBE_POLICIES
+from edge_collab.engine.methods import METHOD_NAMES
+from edge_collab.errors import SettingsError
+from edge_collab.settings import GENERATION_KINDS, GENERATION_OPTIONS, check_value
+
+# OpenAI's request fields the server takes, and how.
+OPENAI_FIELDS = {
+    "model": "optional; must name this server's model",
+    "messages": "chat: system, user and assistant messages with string content",
+    "prompt": "completions: one non-empty string",
+    "max_tokens": "the answer's cap (max_new_tokens)",
+    "max_completion_tokens": "chat: the same, under its newer name",
+    "temperature": "0 is greedy",
+    "seed": "seeds probes and sampling",
+    "stop": "a string or up to 4",
+    "stream": "server-sent events, one per run of same-source text",
+    "stream_options": "include_usage only",
+    "top_p": "accepted only as 1 (sampling uses the temperature alone)",
+    "n": "accepted only as 1 (one answer per request)",
+    "echo": "completions: accepted only as false",
+    "user": "accepted and ignored (nothing is logged per user)",
+}
+# Settings a request cannot change, on purpose, and why.
+NOT_PER_REQUEST = {
+    "student, mentor": "the server loads its models once, at start (edge-collab serve --student/--mentor)",
+    "verifier": "chosen when the server starts (--verifier)",
+    "n_ctx, threads, gpu_layers": "how the models are loaded, at start",
+    "word_extra_tokens, repeat_guard": "the loop's own safeguards, set in the Python API only",
+    "logprobs, tools, response_format, ...": "not implemented: any field not listed here is refused with a 400",
+}
 
 
 class _Strict(BaseModel):
@@ -24,32 +59,60 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
-class _Common(_Strict):
-    """Fields both endpoints take. The mentor fields are edge-collab's own."""
+def _request_field(name: str) -> tuple[Any, Any]:
+    """A request field for the setting `name`: optional, with the setting's type
+    and help; its range goes into the JSON schema, and is checked by the settings'
+    own function (`_Common._as_settings_allow`), so messages match the CLI's."""
+    option, kind = GENERATION_OPTIONS[name], GENERATION_KINDS[name]
+    bounds: dict[str, Any] = {}
+    if option.low is not None and not option.also:
+        bounds["minimum"] = option.low
+    if option.high is not None:
+        bounds["exclusiveMaximum" if option.high_open else "maximum"] = option.high
+    annotation: Any
+    if name == "method":
+        annotation = Literal[METHOD_NAMES]  # type: ignore[valid-type]
+    elif option.choices is not None:
+        annotation = Literal[option.choices]  # type: ignore[valid-type]
+    elif kind == "strings":
+        annotation = str | list[str]
+        bounds = {}
+    else:
+        annotation = {"int": int, "float": float, "bool": bool, "str": str}[kind]
+    return annotation | None, Field(default=None, description=option.help, json_schema_extra=bounds or None)
+
+
+# The settings a request may set, under their request names (max_tokens for max_new_tokens).
+REQUEST_SETTINGS = {option.request: name for name, option in GENERATION_OPTIONS.items() if option.request is not None}
+
+_SettingFields: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "SettingFields",
+    __base__=_Strict,
+    **{request: _request_field(name) for request, name in REQUEST_SETTINGS.items()},
+)
+
+
+class _Common(_SettingFields):  # type: ignore[misc,valid-type]
+    """Fields both endpoints take (edge-collab's own pass through the openai client's `extra_body`)."""
 
     model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1, le=32768)
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)  # accepted for compatibility; must be 1 if given
-    seed: int | None = Field(default=None, ge=0, lt=2**63)
-    stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     n: int = Field(default=1, ge=1, le=1)
     user: str | None = None
-    # edge-collab's own (OpenAI clients pass them through `extra_body`)
-    mode: Literal["collab", "student", "mentor"] | None = None
-    probe_rate: float | None = Field(default=None, ge=0.0, le=1.0)
-    segment_tokens: int | None = Field(default=None, ge=1, le=256)
-    probe_policy: str | None = None
-    mentor_budget: float | None = Field(default=None, ge=0.0, lt=1.0)  # 0: no controller
 
-    @field_validator("stop")
+    @field_validator(*REQUEST_SETTINGS)
     @classmethod
-    def _stops(cls, value: str | list[str] | None) -> str | list[str] | None:
-        stops = [value] if isinstance(value, str) else value or []
-        if len(stops) > 4 or any(not s for s in stops):
-            raise ValueError("stop takes up to 4 non-empty strings")
+    def _as_settings_allow(cls, value: Any, info: Any) -> Any:
+        """The settings' own check, so a request is refused exactly where the CLI and API refuse."""
+        if value is None:
+            return value
+        name = REQUEST_SETTINGS[info.field_name]
+        try:
+            check_value(name, GENERATION_OPTIONS[name], value, GENERATION_KINDS[name])
+        except SettingsError as error:
+            raise ValueError(str(error)) from None
         return value
 
     @field_validator("top_p")
@@ -59,36 +122,32 @@ class _Common(_Strict):
             raise ValueError("only top_p = 1 is supported (sampling uses the temperature alone)")
         return value
 
-    @field_validator("probe_policy")
-    @classmethod
-    def _policy(cls, value: str | None) -> str | None:
-        if value is not None and value not in PROBE_POLICIES:
-            raise ValueError(f"probe_policy must be one of {', '.join(PROBE_POLICIES)}")
-        return value
-
     def overrides(self) -> dict[str, object]:
         """GenerationSettings fields this request changes."""
-        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        changes: dict[str, object] = {
-            "temperature": self.temperature,
-            "stop": tuple(stops),
-            "mode": self.mode,
-            "probe_rate": self.probe_rate,
-            "segment_tokens": self.segment_tokens,
-            "probe_policy": self.probe_policy,
-            "mentor_budget": self.mentor_budget,
-            "max_new_tokens": self.max_tokens,
-            "seed": self.seed,
-        }
-        given = {key: value for key, value in changes.items() if value is not None}
-        if self.mentor_budget == 0:
-            given["mentor_budget"] = None  # the fixed loop, whatever the server's default
-        return given
+        changes: dict[str, object] = {}
+        for request, name in REQUEST_SETTINGS.items():
+            value = getattr(self, request)
+            if value is not None:
+                changes[name] = (value,) if name == "stop" and isinstance(value, str) else value
+        if "stop" in changes:
+            changes["stop"] = tuple(changes["stop"])  # type: ignore[arg-type]
+        return changes
 
 
 class ChatRequest(_Common):
     messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
+    max_completion_tokens: int | None = None
+
+    @field_validator("max_completion_tokens")
+    @classmethod
+    def _max_completion_tokens(cls, value: int | None) -> int | None:
+        if value is not None:
+            option = GENERATION_OPTIONS["max_new_tokens"]
+            try:
+                check_value("max_completion_tokens", option, value, "int")
+            except SettingsError as error:
+                raise ValueError(str(error)) from None
+        return value
 
     def overrides(self) -> dict[str, object]:
         changes = super().overrides()
@@ -99,4 +158,4 @@ class ChatRequest(_Common):
 
 class CompletionRequest(_Common):
     prompt: str = Field(min_length=1)
-    echo: bool = False
+    echo: Literal[False] = False

@@ -4,7 +4,7 @@ The student reads the shared prefix followed by the question below, and the
 probabilities of "A" and "B" as its next token decide. Comparing the two
 probabilities, instead of reading a free token, matters: on multiple-choice
 questions small models often answer with the task's own option letters
-("C"), which we count as `off_choice` (METHOD.md, pitfalls).
+("C"), which we count as `off_choice` (docs/method.md, "Pitfalls").
 
 The prompt runs on a scratch branch of the student's KV cache, so judging
 never changes what the student writes next.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_collab.backends.base import ModelBackend
-from edge_collab.engine.seam import seam_tokens
+from edge_collab.backends.seam import seam_tokens
 from edge_collab.errors import VerifierError
 from edge_collab.verifiers.base import Divergence, Verdict
 

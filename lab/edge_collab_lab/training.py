@@ -28,8 +28,9 @@ import numpy as np
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.significance import sign_test_p
 from edge_collab.journal import read_records
-from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION, HIDDEN_FIELD, decode_hidden_state
+from edge_collab.verifiers.features import FEATURE_NAMES, FEATURE_SET_VERSION
 from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME
+from edge_collab_lab.record_fields import HIDDEN_FIELD, decode_hidden_state
 
 Label = Literal["outcome", "belief"]
 BELIEF_TIE_NATS = 0.1

@@ -12,10 +12,10 @@ from test_cli import assert_one_line_error, tiny_pair
 from test_tasks import CHOICE, write_bigbench
 
 from edge_collab.cli.main import cli
-from edge_collab.verifiers import collect as collect_module
 from edge_collab.verifiers.base import Divergence
-from edge_collab.verifiers.features import MENTOR_HIDDEN_FIELD, decode_hidden_state
 from edge_collab.verifiers.self_verifier import SelfVerifier
+from edge_collab_lab import collect as collect_module
+from edge_collab_lab.record_fields import MENTOR_HIDDEN_FIELD, decode_hidden_state
 
 
 def divergences_of(path: Path) -> list[dict]:  # type: ignore[type-arg]

@@ -8,8 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from edge_collab.backends.base import ModelBackend
-from edge_collab.engine.generation import GenerationResult
+from edge_collab.engine.result import GenerationResult
 from edge_collab.pair import CollabPair
 
 BENCH_PROMPTS = (
@@ -21,8 +20,8 @@ BENCH_PROMPTS = (
 
 
 @dataclass
-class ModeTotals:
-    mode: str
+class MethodTotals:
+    method: str
     answers: int = 0
     tokens: int = 0
     mentor_tokens: int = 0
@@ -47,7 +46,7 @@ class ModeTotals:
         self.student_s += s.student_s
         self.mentor_s += s.mentor_s
         self.student_eval_tokens += s.student_eval_tokens
-        if s.mode != "mentor":
+        if s.method != "mentor":
             self.student_ideal_tokens += s.prompt_tokens + s.student_decode_tokens + s.tokens_mentor
         self.mentor_decode_tokens += s.mentor_decode_tokens
         self.mentor_prefill_tokens += s.mentor_prefill_tokens
@@ -59,7 +58,7 @@ class ModeTotals:
     def report(self) -> dict[str, object]:
         inside = self.student_s + self.mentor_s
         return {
-            "mode": self.mode,
+            "method": self.method,
             "answers": self.answers,
             "tokens": self.tokens,
             "tokens_per_s": self.tokens / self.wall_s if self.wall_s else 0.0,
@@ -92,16 +91,16 @@ def run_bench(
     *,
     on_answer: Callable[[str, int, GenerationResult], None] = lambda *_: None,
 ) -> dict[str, object]:
-    """Run every mode on every prompt with a cold cache each time (so evaluated
+    """Run every method on every prompt with a cold cache each time (so evaluated
     token counts compare with the ideal) and return the report."""
     order = ("student", "mentor", "collab")
-    totals = {mode: ModeTotals(mode) for mode in order}
+    totals = {mode: MethodTotals(mode) for mode in order}
     for index, prompt in enumerate(prompts):
         for mode in order:
             pair.student.truncate(0)
-            if mode != "student" and isinstance(pair.mentor, ModelBackend):
-                pair.mentor.truncate(0)
-            result = pair.generate(prompt, mode=mode)
+            if mode != "student" and pair.mentor.backend is not None:
+                pair.mentor.backend.truncate(0)
+            result = pair.generate(prompt, method=mode)
             totals[mode].add(result)
             on_answer(mode, index, result)
     reports = {mode: totals[mode].report() for mode in order}
@@ -120,7 +119,7 @@ def run_bench(
             "verifier": pair.verifier_name,
         },
         "prompts": len(prompts),
-        "modes": reports,
+        "methods": reports,
         "collab_vs_student_speed": collab_speed / student_speed if student_speed else None,
         "peak_rss_mib": peak_rss_mib(),
     }

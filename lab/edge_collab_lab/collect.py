@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_collab.backends.base import ModelBackend
-from edge_collab.engine.generation import Prompts, start_generation
+from edge_collab.engine.generation import start_generation
+from edge_collab.engine.result import Prompts
 from edge_collab.engine.sampling import TokenChooser, token_logprobs
 from edge_collab.engine.writer import ModelWriter
 from edge_collab.errors import ContextOverflowError, IncompatiblePairError
@@ -41,15 +42,9 @@ from edge_collab.journal import appending, read_records
 from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.base import Divergence, Verdict
-from edge_collab.verifiers.features import (
-    FEATURE_NAMES,
-    HIDDEN_FIELD,
-    MENTOR_HIDDEN_FIELD,
-    MENTOR_JUDGE_FIELDS,
-    encode_hidden_state,
-    feature_vector,
-)
+from edge_collab.verifiers.features import FEATURE_NAMES, feature_vector
 from edge_collab.verifiers.self_verifier import SelfVerifier
+from edge_collab_lab.record_fields import HIDDEN_FIELD, MENTOR_HIDDEN_FIELD, MENTOR_JUDGE_FIELDS, encode_hidden_state
 
 
 @dataclass
@@ -210,8 +205,8 @@ def finished_items(path: Path) -> tuple[set[str], int]:
 
 def local_mentor(pair: CollabPair, mentor_judge: bool) -> ModelBackend:
     """The pair's mentor, if collection can use it."""
-    mentor = pair.mentor
-    if not isinstance(mentor, ModelBackend):
+    mentor = pair.mentor.backend
+    if mentor is None:
         raise IncompatiblePairError("collecting verifier data needs a local mentor")
     if mentor_judge and mentor.tokenizer_fingerprint() != pair.student.tokenizer_fingerprint():
         raise IncompatiblePairError("--mentor-judge needs a mentor that shares the student's tokenizer")
@@ -248,7 +243,7 @@ def collect_divergences(
             recorder = RecordingVerifier(
                 pair.student, item, question, len(prompts.student), settings.max_new_tokens, finish, hidden_state
             )
-            start_generation(pair.student, pair.mentor, recorder, settings.with_changes(mode="collab"), prompts).run()
+            start_generation(pair.student, pair.mentor, recorder, settings.with_changes(method="collab"), prompts).run()
             if mentor_judge:
                 assert isinstance(prompts.mentor, list)
                 judge_with_mentor(mentor, prompts.mentor, len(prompts.student), recorder.records, recorder.prefixes)

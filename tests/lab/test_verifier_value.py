@@ -11,7 +11,7 @@ from test_cli import assert_one_line_error
 
 from edge_collab.cli.main import cli
 from edge_collab.verifiers.features import FEATURE_NAMES
-from edge_collab.verifiers.value import read_graded
+from edge_collab_lab.value import read_graded
 
 
 def graded_divergences(path: Path, outcomes: list[tuple[float, bool | None, bool | None]]) -> Path:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_collab.verifiers.collect import finished_items
-from edge_collab.verifiers.features import FEATURE_NAMES, MENTOR_HIDDEN_FIELD, MENTOR_JUDGE_FIELDS, decode_hidden_state
-from edge_collab.verifiers.training import (
+from edge_collab.verifiers.features import FEATURE_NAMES
+from edge_collab_lab.collect import finished_items
+from edge_collab_lab.record_fields import MENTOR_HIDDEN_FIELD, MENTOR_JUDGE_FIELDS, decode_hidden_state
+from edge_collab_lab.training import (
     Dataset,
     _choices,
     _outcome,

@@ -1,9 +1,9 @@
-"""How the mentor follows the answer and answers a probe.
+"""How a mentor in process follows the answer and answers a probe.
 
 A probe asks: would the mentor have written the student's next word? The
 mentor reads the answer text it has not seen yet *plus the student's word* in
 one batched forward pass and compares its greedy choice at each of the word's
-positions with the word's tokens (METHOD.md, "probe by scoring"). Agreement
+positions with the word's tokens (docs/method.md, "Probing by scoring"). Agreement
 costs no decoding and leaves the mentor caught up; only a mismatch makes the
 mentor decode its lookahead segment. The segment is decoded on a branch of the
 mentor's cache, so a rejected segment is dropped while the scored word stays
@@ -20,9 +20,10 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from edge_collab.backends.base import ModelBackend
+from edge_collab.backends.seam import seam_tokens
 from edge_collab.engine.answer import Answer
 from edge_collab.engine.sampling import TokenScore, score_token, token_logprobs
-from edge_collab.engine.seam import seam_tokens
+from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import ModelWriter, Written, ends_sentence
 
 
@@ -32,7 +33,9 @@ def _first_mismatch(rows: np.ndarray, tokens: list[int]) -> int | None:
     return int(mismatches[0]) if mismatches.size else None
 
 
-class MentorLink(ABC):
+class LocalLink(ABC):
+    """The MentorLink protocol (engine/mentor.py) on a ModelBackend."""
+
     def __init__(self, mentor: ModelBackend, writer: ModelWriter, prompt: list[int], answer: Answer):
         self.mentor = mentor
         self.writer = writer
@@ -117,8 +120,15 @@ class MentorLink(ABC):
     def reject(self) -> None:
         """Drop the mentor's segment; its context keeps what it read."""
         self.mentor.discard_branch()
-        # The student's segment always holds its whole word (see _Loop._consult).
+        # The student's segment always holds its whole word (see engine/consult.py).
         self.synced = len(self.answer) if self._read_segment else self._word_end
+
+    def give_up(self) -> None:
+        self.mentor.discard_branch()
+
+    def count_into(self, stats: GenerationStats) -> None:
+        stats.mentor_decode_tokens = self.decode_tokens
+        stats.mentor_prefill_tokens = self.prefill_tokens
 
     def _counting_prefill(self, read):  # type: ignore[no-untyped-def]
         before = self.mentor.counters.evaluated_tokens
@@ -137,7 +147,7 @@ class MentorLink(ABC):
     def _append_to_student(self, mentor_tokens: list[int]) -> None: ...
 
 
-class TokenLink(MentorLink):
+class TokenLink(LocalLink):
     """Same tokenizer: ids pass as they are, and a mismatch may fall inside a
     word (the agreed tokens before it are kept)."""
 
@@ -162,7 +172,7 @@ class TokenLink(MentorLink):
         self.answer.writer.append(mentor_tokens)
 
 
-class TextLink(MentorLink):
+class TextLink(LocalLink):
     """Different tokenizers: text passes between the models, each tokenizes for
     itself, and the branches part at the start of the probed word."""
 
@@ -213,6 +223,6 @@ class TextLink(MentorLink):
 
 def make_link(
     student: ModelBackend, mentor: ModelBackend, writer: ModelWriter, prompt: list[int], answer: Answer
-) -> MentorLink:
+) -> LocalLink:
     same = student.tokenizer_fingerprint() == mentor.tokenizer_fingerprint()
     return (TokenLink if same else TextLink)(mentor, writer, prompt, answer)

@@ -22,8 +22,9 @@ import numpy as np
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.significance import sign_test_p
 from edge_collab.plotting import pyplot
-from edge_collab.verifiers.features import FEATURE_NAMES, MENTOR_JUDGE_FIELDS
-from edge_collab.verifiers.training import auc, label_fields, read_divergences
+from edge_collab.verifiers.features import FEATURE_NAMES
+from edge_collab_lab.record_fields import MENTOR_JUDGE_FIELDS
+from edge_collab_lab.training import auc, label_fields, read_divergences
 
 # What a divergence can be split by besides its features: the self verifier's
 # log-odds for the mentor's segment, and the mentor's own (collect --mentor-judge).

@@ -13,6 +13,7 @@ from conftest import open_tiny
 from engine_helpers import generate
 from test_cli import assert_one_line_error, tiny_pair
 from test_tasks import CHOICE, FREE, write_bigbench
+from verifier_data import synthetic_records
 
 from edge_collab import CollabPair, GenerationSettings, ModelSettings
 from edge_collab.backends.llamacpp import LlamaCppBackend
@@ -20,20 +21,14 @@ from edge_collab.cli.main import cli
 from edge_collab.errors import VerifierError
 from edge_collab.evaluation.runner import read_results
 from edge_collab.evaluation.tasks import _is_train, load_task, select
-from edge_collab.pair import SHIPPED_VERIFIER
 from edge_collab.presets.registry import DEFAULT_PAIR, load_pairs, load_presets
 from edge_collab.verifiers.base import Divergence
-from edge_collab.verifiers.collect import RecordingVerifier
-from edge_collab.verifiers.features import (
-    FEATURE_NAMES,
-    HIDDEN_FIELD,
-    DivergenceScores,
-    decode_hidden_state,
-    encode_hidden_state,
-    feature_vector,
-)
+from edge_collab.verifiers.features import FEATURE_NAMES, DivergenceScores, feature_vector
+from edge_collab.verifiers.named import SHIPPED_VERIFIER
 from edge_collab.verifiers.onnx_verifier import OnnxVerifier, read_metadata
-from edge_collab.verifiers.training import (
+from edge_collab_lab.collect import RecordingVerifier
+from edge_collab_lab.record_fields import HIDDEN_FIELD, decode_hidden_state, encode_hidden_state
+from edge_collab_lab.training import (
     Mlp,
     _item_buckets,
     calibrate_scores,
@@ -43,63 +38,6 @@ from edge_collab.verifiers.training import (
     load_records,
     train_mlp,
 )
-
-
-def synthetic_records(
-    path: Path,
-    count: int = 400,
-    seed: int = 0,
-    item_ids: list[str] | None = None,
-    belief_only: bool = False,
-    hidden_size: int = 0,
-) -> Path:
-    """Divergences where the mentor's branch wins exactly when it is more confident
-    than the student; `belief_only`: labelled only by the gold-answer belief, as
-    `collect --no-finish` writes them. With `hidden_size`, each carries a hidden
-    state and the winner depends on that alone."""
-    rng = np.random.default_rng(seed)
-    item_ids = item_ids or [f"item-{n}" for n in range(count // 2)]
-    lines = [
-        json.dumps({"type": "collect_header", "feature_names": list(FEATURE_NAMES), "student": "s", "mentor": "m"})
-    ]
-    for i in range(count):
-        features = {name: float(rng.normal()) for name in FEATURE_NAMES}
-        mentor_better = features["mentor_own_mean_logprob"] > features["student_own_mean_logprob"]
-        extra = {}
-        if hidden_size:
-            hidden = rng.normal(size=hidden_size)
-            mentor_better = bool(hidden[0] + hidden[1] > 0)
-            extra = {HIDDEN_FIELD: encode_hidden_state(hidden)}
-        lines.append(
-            json.dumps(
-                {
-                    **extra,
-                    "type": "divergence",
-                    "item": item_ids[i // 2],
-                    "features": features,
-                    "self_margin": float(rng.normal()),
-                    "self_adopted": False,
-                    "student_correct": None if belief_only else not mentor_better,
-                    "mentor_correct": None if belief_only else mentor_better,
-                    "gold_logprob_after_student": -2.0,
-                    "gold_logprob_after_mentor": -1.0 if mentor_better else -3.0,
-                }
-            )
-        )
-    lines.append(
-        json.dumps(
-            {
-                "type": "divergence",
-                "item": "tie",
-                "features": features,
-                "self_margin": 0.0,
-                "student_correct": False,
-                "mentor_correct": False,
-            }
-        )
-    )
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_training_learns_a_rule_and_beats_the_baselines(tmp_path):
@@ -503,9 +441,10 @@ def test_the_shipped_verifier_is_the_default_pair_s_and_refuses_other_students(s
     assert metadata["mentor"] == Path(presets[pair.mentor].file).stem
     assert metadata["hidden_state_size"] == "896"  # Qwen2.5-0.5B's embedding length
     assert json.loads(metadata["metrics"])["cross_validated"]["divergences"]["count"] >= 300
-    repository = Path(__file__).resolve().parents[1]
+    # The file names its training data as they were named then, in results/verifier/ (now research/verifier/).
+    repository = Path(__file__).resolve().parents[2]
     for source in json.loads(metadata["training_data"]):
-        assert (repository / "results" / "verifier" / source.split(":")[0]).is_file()
+        assert (repository / "research" / "verifier" / source.split(":")[0]).is_file()
     with pytest.raises(VerifierError, match=f"hidden states of 896 numbers; {student.name} has {student.hidden_size}"):
         _ = CollabPair(student, verifier="onnx").verifier
     for arguments in ([], ["onnx"]):

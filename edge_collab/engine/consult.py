@@ -1,0 +1,131 @@
+"""Probe, consult and verify at one word: steps 3 to 5 of docs/method.md.
+
+The mentor scores the student's word. Where it would have written the same,
+nothing else happens. Where the two part (the split), each writes a
+lookahead segment from there; the verifier keeps one, the loser's tokens are
+rolled back by cache truncation, and the student carries on after the kept
+segment. The takeover baseline skips the verifier: the mentor writes to the
+end of the sentence and is always kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from edge_collab.engine.answer import Answer
+from edge_collab.engine.divergence_scores import divergence_scores
+from edge_collab.engine.mentor import MentorLink
+from edge_collab.engine.pieces import Source
+from edge_collab.engine.run import Run
+from edge_collab.engine.sampling import TokenScore
+from edge_collab.engine.stats import GenerationStats
+from edge_collab.engine.writer import ModelWriter, Written
+from edge_collab.errors import ContextOverflowError
+from edge_collab.verifiers.base import Divergence, Verdict, needs_scores
+
+TAKEOVER_MAX_TOKENS = 64  # a "sentence" that runs longer is cut here
+
+
+class Consultation:
+    """The mentor's part of one answer. `active` turns False for good once the
+    mentor's context is full: the student then writes the rest alone."""
+
+    def __init__(
+        self,
+        run: Run,
+        link: MentorLink,
+        answer: Answer,
+        writer: ModelWriter,
+        stats: GenerationStats,
+        adopts: Callable[[Verdict], bool],
+        takeover: bool = False,
+    ):
+        self.run, self.link, self.answer, self.writer, self.stats = run, link, answer, writer, stats
+        self._adopts = adopts
+        self._takeover = takeover
+        self._wants_scores = needs_scores(run.verifier)
+        self.active = True
+
+    def at_word(self, word_start: int, word: list[int]) -> bool:
+        """Probe the word (answer tokens from `word_start`) and, where the
+        mentor would have written otherwise, consult. Returns whether the answer ended."""
+        self.stats.probes += 1
+        try:
+            split = self.link.probe(word_start, word)
+        except ContextOverflowError:
+            return self._mentor_is_full()
+        if split is None:
+            return False
+        self.stats.divergences += 1
+        if self._takeover:
+            return self._take_over(split)
+        return self._consult(word_start, split)
+
+    def _consult(self, word_start: int, split: int) -> bool:
+        """Both segments from the split; the verifier keeps one."""
+        k = self.run.settings.segment_tokens
+        # The student's segment is k tokens from the split, or the rest of its
+        # word if that is longer: cutting inside the word would throw away
+        # evaluated tokens only to evaluate them again.
+        student_segment = self.writer.segment(max(0, split + k - len(self.answer)))
+        self.answer.label_new(Source.STUDENT)
+        mentor_scores: list[TokenScore] | None = [] if self._wants_scores else None
+        try:
+            if self._wants_scores:
+                self.link.read_student_segment()
+            mentor_segment = self.link.mentor_segment(k, mentor_scores)
+        except ContextOverflowError:
+            return self._mentor_is_full()
+        try:
+            verdict = self._verify(word_start, split, mentor_segment, mentor_scores)
+        except ContextOverflowError:
+            self.link.reject()  # no room to judge: keep the student's segment
+            return student_segment.ended
+        if not self._adopts(verdict):
+            self.link.reject()
+            return student_segment.ended
+        self._keep_mentor(split, mentor_segment)
+        return mentor_segment.ended
+
+    def _verify(
+        self, word_start: int, split: int, mentor_segment: Written, mentor_scores: list[TokenScore] | None
+    ) -> Verdict:
+        answer, student = self.answer, self.run.student
+        divergence = Divergence(
+            prefix_length=answer.prompt_length + split,
+            answer_start=answer.prompt_length + answer.final_tokens,
+            student_text=student.detokenize(answer.tokens(split)).decode("utf-8", errors="replace"),
+            mentor_text=self.link.mentor_text(mentor_segment).decode("utf-8", errors="replace"),
+        )
+        if mentor_scores is not None:
+            scores = divergence_scores(
+                self.run, self.link, answer, self.writer, word_start, split, mentor_segment, mentor_scores, self.stats
+            )
+            divergence = replace(divergence, scores=scores)
+        assert self.run.verifier is not None
+        verdict = self.run.verifier.choose(divergence)
+        self.stats.verifier_calls += 1
+        self.stats.verifier_off_choice += verdict.off_choice
+        return verdict
+
+    def _keep_mentor(self, split: int, segment: Written) -> None:
+        """Roll the student back to the split and append the mentor's segment."""
+        self.answer.rollback(split)
+        self.link.adopt(segment)
+        self.answer.label_new(Source.MENTOR)
+        self.stats.adoptions += 1
+
+    def _take_over(self, split: int) -> bool:
+        """Baseline: the mentor writes from the split to the end of the sentence, always kept."""
+        try:
+            segment = self.link.mentor_segment(TAKEOVER_MAX_TOKENS, until_sentence_end=True)
+        except ContextOverflowError:
+            return self._mentor_is_full()
+        self._keep_mentor(split, segment)
+        return segment.ended
+
+    def _mentor_is_full(self) -> bool:
+        self.active = False  # no room left for the mentor: the student goes on alone
+        self.link.give_up()
+        return False

@@ -1,0 +1,112 @@
+"""The two small interfaces the engine asks of a mentor.
+
+`Mentor` is a mentor as a whole: a GGUF model in process (`LocalMentor`,
+engine/local_mentor.py) or a serving engine over HTTP (`RemoteMentor`,
+remote/mentor.py). `MentorLink` is how one answer's loop talks to it: it
+follows the answer, answers probes and writes segments. The engine only ever
+sees these two protocols, so it never asks which kind of mentor it has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from edge_collab.backends.base import BackendCounters, ModelBackend
+from edge_collab.engine.answer import Answer
+from edge_collab.engine.result import MentorPrompt, Steps
+from edge_collab.engine.sampling import TokenScore
+from edge_collab.engine.stats import GenerationStats
+from edge_collab.engine.writer import Written
+from edge_collab.settings import GenerationSettings
+
+
+class MentorLink(Protocol):
+    """The mentor's side of one answer (docs/method.md, "probe", "consult")."""
+
+    # Set by a probe that diverged, for verifier features: the mentor's
+    # distribution at the split, and its log-probabilities of the student's segment.
+    split_row: np.ndarray | None
+    student_segment_logprobs: np.ndarray
+
+    def probe(self, word_start: int, word: list[int]) -> int | None:
+        """Would the mentor have written the student's word (answer tokens from
+        `word_start`)? None when it would, else the answer position where the two part."""
+        ...
+
+    def read_student_segment(self) -> None:
+        """Read the rest of the student's segment now (a verifier that compares
+        both models on both segments needs it)."""
+        ...
+
+    def mentor_segment(
+        self, count: int, scores: list[TokenScore] | None = None, until_sentence_end: bool = False
+    ) -> Written:
+        """The mentor's lookahead of up to `count` tokens from the split."""
+        ...
+
+    def mentor_text(self, segment: Written) -> bytes: ...
+
+    def as_student_tokens(self, segment: Written) -> list[int]:
+        """The mentor's segment in the student's vocabulary."""
+        ...
+
+    def adopt(self, segment: Written) -> None:
+        """Append the mentor's segment to the answer (already rolled back to the split)."""
+        ...
+
+    def reject(self) -> None:
+        """Drop the mentor's segment; the student's stays."""
+        ...
+
+    def give_up(self) -> None:
+        """The mentor has no room left: drop whatever it has open; the student goes on alone."""
+        ...
+
+    def count_into(self, stats: GenerationStats) -> None:
+        """Add what the mentor did for this answer to its statistics."""
+        ...
+
+
+class Mentor(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def counters(self) -> BackendCounters:
+        """Time and work inside the mentor."""
+        ...
+
+    @property
+    def backend(self) -> ModelBackend | None:
+        """The model in process; None for a served mentor."""
+        ...
+
+    @property
+    def can_score(self) -> bool:
+        """Whether it reads both segments with its own model (a learned verifier needs it)."""
+        ...
+
+    def chat_prompt(self, messages: Sequence[dict[str, str]], student: ModelBackend) -> MentorPrompt: ...
+
+    def plain_prompt(self, text: str) -> MentorPrompt: ...
+
+    def open_link(
+        self,
+        answer: Answer,
+        prompt: MentorPrompt,
+        settings: GenerationSettings,
+        rng: np.random.Generator,
+        record_scores: bool,
+    ) -> MentorLink:
+        """Follow `answer` (the student's context beyond its prompt) from `prompt`."""
+        ...
+
+    def alone(self, student: ModelBackend, prompt: MentorPrompt, settings: GenerationSettings) -> Steps:
+        """The mentor writing the whole answer itself (the "mentor" method);
+        answers are counted in `student`'s tokens."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,200 @@
+"""An answer written one word step at a time: the loop of docs/method.md.
+
+    propose  the writer decodes one word step
+    decide   the probe policy says whether to probe here
+    probe    the mentor scores the word (no decoding when it agrees)
+    consult  on a mismatch both write a lookahead segment from the split
+    verify   the verifier keeps one segment; the student carries on
+
+Probe, consult and verify live in engine/consult.py. The student alone and a
+mentor in process alone run this same loop with no probes, so every method
+built on it is comparable token for token with them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from edge_collab.backends.base import BackendCounters, ModelBackend
+from edge_collab.engine.answer import Answer
+from edge_collab.engine.consult import Consultation
+from edge_collab.engine.pieces import Piece, Source
+from edge_collab.engine.probe_policy import ProbePolicy, RandomProbePolicy, UncertaintyProbePolicy, step_signal
+from edge_collab.engine.result import GenerationResult
+from edge_collab.engine.run import Run
+from edge_collab.engine.sampling import TokenChooser
+from edge_collab.engine.stats import GenerationStats
+from edge_collab.engine.writer import ModelWriter
+from edge_collab.errors import ContextOverflowError
+from edge_collab.verifiers.base import Verdict, is_graded, needs_scores
+
+
+class WordLoop:
+    """One answer by the student (or a mentor in process, `by_mentor`), with
+    the mentor consulted at probes when `consults` ("verify" for collab,
+    "takeover" for the takeover baseline)."""
+
+    def __init__(self, run: Run, *, by_mentor: bool = False, consults: str | None = None):
+        self.run, self.settings, self.student = run, run.settings, run.student
+        mentor = run.mentor.backend if by_mentor and run.mentor is not None else None
+        self.backend: ModelBackend = mentor if mentor is not None else run.student
+        prompt = run.prompts.mentor if by_mentor else run.prompts.student
+        assert isinstance(prompt, list)
+        self.prompt = prompt
+        if len(prompt) >= self.backend.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {len(prompt)} tokens but {self.backend.name}'s context holds {self.backend.n_ctx}; "
+                "shorten it or raise --n-ctx"
+            )
+        self.by_mentor, self.consults = by_mentor, consults
+        self.source = Source.MENTOR if by_mentor else Source.STUDENT
+        self.pieces: list[Piece] = []
+        self.result: GenerationResult | None = None
+        self.stats = GenerationStats(method=self.settings.method)
+        writer_seed, mentor_seed, probe_seed = np.random.SeedSequence(self.settings.seed).spawn(3)
+        self._rngs = {
+            "writer": np.random.default_rng(writer_seed),
+            "mentor": np.random.default_rng(mentor_seed),
+            "probe": np.random.default_rng(probe_seed),
+        }
+        self._graded = is_graded(run.verifier)  # read once: the probe pressure is asked at every word step
+        self._consultation: Consultation | None = None
+
+    def steps(self) -> Iterator[Piece]:
+        started = time.perf_counter()
+        before = self._counters()
+        answer, writer = self._start()
+        stop_reason = None
+        try:
+            while stop_reason is None:
+                stop_reason = self._word_step(answer, writer)
+                yield from self._emit(answer, final=False)
+        except ContextOverflowError:
+            stop_reason = "context"  # the answer filled the context: keep what was written
+            self.student.discard_branch()
+            answer.label_new(self.source)
+            answer.finish_step()
+        yield from self._emit(answer, final=True)
+        self.stats.probe_level = self._policy.level(self._probe_pressure)
+        self.stats.budget_pressure = self._pressure
+        self._fill_stats(answer, writer, before, time.perf_counter() - started, stop_reason)
+        self.result = GenerationResult(answer.text, list(self.pieces), self.stats)
+
+    def _start(self) -> tuple[Answer, ModelWriter]:
+        """Both contexts set to their prompts (keeping what the caches share with them)."""
+        settings = self.settings
+        self.backend.discard_branch()
+        self.backend.reset_to(self.prompt)
+        answer = Answer(self.backend, len(self.prompt), settings.stop, settings.repeat_guard)
+        record_scores = needs_scores(self.run.verifier)
+        writer = ModelWriter(self.backend, TokenChooser(settings.temperature, self._rngs["writer"]), record_scores)
+        self._policy = self._probe_policy()
+        may_probe = settings.probe_rate > 0 or settings.probe_policy != "random" or self.run.budget is not None
+        if self.consults is not None and may_probe:
+            mentor, prompt = self.run.mentor, self.run.prompts.mentor
+            assert mentor is not None and prompt is not None
+            link = mentor.open_link(answer, prompt, settings, self._rngs["mentor"], record_scores)
+            self._consultation = Consultation(
+                self.run, link, answer, writer, self.stats, self._adopts, takeover=self.consults == "takeover"
+            )
+        return answer, writer
+
+    def _word_step(self, answer: Answer, writer: ModelWriter) -> str | None:
+        """One word of the answer; returns why the answer ends here, if it does."""
+        settings = self.settings
+        if len(answer) >= settings.max_new_tokens:
+            return "length"
+        word_start = len(answer)
+        consultation = self._consultation if self._consultation is not None and self._consultation.active else None
+        # The signal reads the logits the writer is about to use: no extra evaluation.
+        signal = step_signal(self.backend.next_logits()) if consultation and self._policy.needs_signal else None
+        word = writer.word(settings.word_extra_tokens)  # propose
+        if word.ended:
+            return "eos"
+        answer.label_new(self.source)
+        stop_reason = None
+        if consultation is not None and self._policy.should_probe(signal, self._probe_pressure):  # decide
+            ended = consultation.at_word(word_start, word.tokens)  # probe, consult, verify
+            stop_reason = "eos" if ended else None
+        if len(answer) > settings.max_new_tokens:
+            answer.trim_to(settings.max_new_tokens)
+            stop_reason = "length"
+        final_before, mentor_before = answer.final_tokens, answer.mentor_tokens
+        stop_reason = answer.finish_step() or stop_reason
+        if self.run.budget is not None:
+            self.run.budget.update(answer.final_tokens - final_before, answer.mentor_tokens - mentor_before)
+        return stop_reason
+
+    def _emit(self, answer: Answer, final: bool) -> Iterator[Piece]:
+        for piece in answer.emit(final=final):
+            self.pieces.append(piece)
+            yield piece
+
+    # ---- the budget's pressure ---------------------------------------------
+    @property
+    def _pressure(self) -> float:
+        return self.run.budget.pressure if self.run.budget is not None else 0.0
+
+    @property
+    def _probe_pressure(self) -> float:
+        """A graded verifier lets the budget move its adoption bar, which costs
+        nothing; otherwise the budget has only the probe rate or threshold to move."""
+        return 0.0 if self._graded else self._pressure
+
+    def _adopts(self, verdict: Verdict) -> bool:
+        """The verifier's choice, with the budget's pressure added to a graded verifier's lean."""
+        if verdict.lean is None or not self._graded:
+            return verdict.adopt_mentor
+        return verdict.lean + self._pressure > 0.0
+
+    def _probe_policy(self) -> ProbePolicy:
+        if self.settings.probe_policy == "uncertainty":
+            return UncertaintyProbePolicy(self.settings.uncertainty_threshold)
+        return RandomProbePolicy(self.settings.probe_rate, self._rngs["probe"])
+
+    # ---- statistics --------------------------------------------------------
+    def _counters(self) -> dict[str, BackendCounters]:
+        mentor = self.run.mentor
+        before = {"student": self.student.counters.snapshot()}
+        if mentor is not None:
+            before["mentor"] = mentor.counters.snapshot()
+        return before
+
+    def _fill_stats(
+        self,
+        answer: Answer,
+        writer: ModelWriter,
+        before: dict[str, BackendCounters],
+        wall_s: float,
+        stop_reason: str | None,
+    ) -> None:
+        stats = self.stats
+        stats.stop_reason = stop_reason or "eos"
+        stats.prompt_tokens = answer.prompt_length
+        stats.tokens_total = answer.final_tokens
+        stats.tokens_mentor = answer.mentor_tokens
+        stats.wall_s = wall_s
+        student = self.student.counters.since(before["student"])
+        stats.reevaluated_tokens = student.reevaluated_tokens
+        if not self.by_mentor:
+            stats.student_s = student.seconds
+            stats.student_eval_tokens = student.evaluated_tokens
+            stats.student_decode_tokens = writer.decoded_tokens
+            stats.verifier_eval_tokens = student.branch_tokens
+        if self.run.mentor is not None:
+            self._fill_mentor_stats(writer, self.run.mentor.counters.since(before["mentor"]))
+        stats.finish()
+
+    def _fill_mentor_stats(self, writer: ModelWriter, mentor: BackendCounters) -> None:
+        stats = self.stats
+        stats.mentor_s = mentor.seconds
+        if self.run.mentor is not None and self.run.mentor.backend is not self.student:
+            stats.reevaluated_tokens += mentor.reevaluated_tokens
+        if self.by_mentor:
+            stats.mentor_decode_tokens = writer.decoded_tokens
+            stats.mentor_prefill_tokens = max(0, mentor.evaluated_tokens - writer.decoded_tokens)
+        elif self._consultation is not None:
+            self._consultation.link.count_into(stats)
