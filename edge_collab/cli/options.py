@@ -81,9 +81,19 @@ def _setting_option(
     assert shown is not None
     if kind == "strings" or multiple:
         default = list(default) if isinstance(default, list | tuple) else [default]
+
+        def check(ctx: click.Context, param_: click.Parameter, value: Any) -> Any:
+            if kind != "strings":
+                return value
+            try:
+                return check_value(name, option, value, kind)
+            except SettingsError as error:
+                raise click.BadParameter(str(error), ctx, param_) from None
+
         return click.option(
             shown,
             param,
+            callback=check,
             multiple=True,
             default=default,
             type=_param_type(name, option, "str"),
