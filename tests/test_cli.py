@@ -170,3 +170,26 @@ def test_bench_writes_a_report(tiny_paths, tmp_path):
     assert report["collab_vs_student_speed"] > 0
     assert report["methods"]["student"]["student_eval_vs_ideal"] <= 1.0
     assert "| collab |" in result.output
+
+
+def test_run_reads_the_prompt_from_standard_input(tiny_paths):
+    as_argument = invoke("run", "the cat sat", *tiny_pair(tiny_paths), "--max-tokens", "12", "--json")
+    for args in (["-"], []):
+        piped = invoke("run", *args, *tiny_pair(tiny_paths), "--max-tokens", "12", "--json", input="the cat sat")
+        assert piped.exit_code == 0, piped.output
+        assert json.loads(piped.output)["text"] == json.loads(as_argument.output)["text"]
+    empty = invoke("run", "-", *tiny_pair(tiny_paths), input="  \n")
+    assert_one_line_error(empty, "the prompt is empty")
+
+
+def test_run_refuses_standard_input_that_is_not_utf8(tiny_paths):
+    result = CliRunner().invoke(cli, ["run", "-", *tiny_pair(tiny_paths)], input=b"the \xff cat")
+    assert_one_line_error(result, "standard input is not UTF-8")
+
+
+def test_scripts_get_json_from_the_listing_commands(isolated_data_dir):
+    listed = json.loads(invoke("models", "list", "--json").output)
+    assert {p["name"] for p in listed["presets"]} >= {"qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"}
+    assert all(p["installed"] is False for p in listed["presets"])
+    metadata = json.loads(invoke("verifier", "info", "--json").output)
+    assert metadata["hidden_state_size"] == "896"

@@ -129,6 +129,11 @@ def test_report_builds_tables_and_plots(tiny_paths, small_task, tmp_path):
     for name in ("report.md", "accuracy_vs_mentor_share.png", "throughput.png"):
         assert (out / name).stat().st_size > 0
     assert (out / "accuracy_vs_mentor_share.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = CliRunner().invoke(cli, ["report", str(out), "--json"]).output.splitlines()
+    assert [json.loads(line)["method"] for line in lines] == ["student", "mentor", "collab"]
+    again = run_eval(tiny_paths, small_task, out, "--method", "student", "--json")
+    totals = json.loads(again.output.splitlines()[-1])
+    assert totals["method"] == "student" and totals["items"] == 6 and 0 <= totals["accuracy"] <= 1
 
 
 def test_report_of_an_empty_folder_is_a_clear_error(tmp_path):

@@ -199,3 +199,45 @@ def test_binding_beyond_loopback_needs_a_key(tiny_paths):
 
     result = CliRunner().invoke(cli, ["serve", "--student", str(tiny_paths["student"]), "--host", "0.0.0.0"])
     assert result.exit_code == 1 and "--api-key" in result.output
+
+
+def test_each_request_is_logged_and_an_unexpected_failure_keeps_its_traceback_server_side(tiny_paths, caplog):
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from edge_collab import CollabPair, GenerationSettings, ModelSettings
+    from edge_collab.server.app import create_app
+
+    settings = ModelSettings(n_ctx=256, threads=1)
+    pair = CollabPair.open(
+        str(tiny_paths["student"]),
+        str(tiny_paths["mentor"]),
+        settings=GenerationSettings(max_new_tokens=8),
+        student_settings=settings,
+        mentor_settings=settings,
+    )
+    with (
+        pair,
+        TestClient(create_app(pair), raise_server_exceptions=False) as http,
+        caplog.at_level(logging.INFO, logger="edge_collab.server"),
+    ):
+        answered = http.post("/v1/completions", json={"prompt": "the cat", "method": "student"})
+        assert answered.status_code == 200
+        request_id = answered.headers["x-request-id"]
+        assert any(f"request {request_id} POST /v1/completions 200" in line for line in caplog.messages), (
+            caplog.messages
+        )
+        assert any(f"request {request_id}: student, 8 tokens" in line for line in caplog.messages)
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("a bug deep inside")
+
+        pair.complete = broken  # type: ignore[method-assign]
+        failed = http.post("/v1/completions", json={"prompt": "the cat"})
+        assert failed.status_code == 500
+        assert failed.json()["error"]["type"] == "server_error" and "bug" not in failed.text
+        assert any(record.exc_info and "a bug deep inside" in str(record.exc_info[1]) for record in caplog.records)
+        del pair.complete
+        again = http.post("/v1/completions", json={"prompt": "the cat", "method": "student"})
+        assert again.status_code == 200  # the worker was freed

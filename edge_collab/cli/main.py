@@ -4,6 +4,7 @@ at the edge, and nowhere else."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from importlib.metadata import entry_points
 from typing import Any
@@ -22,6 +23,10 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop quietly, as other command-line tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except OSError as error:
             target = f": {error.filename}" if error.filename else ""
             raise click.ClickException(f"{error.strerror or error}{target}") from None

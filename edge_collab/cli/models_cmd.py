@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -32,10 +33,28 @@ def _expand(names: tuple[str, ...]) -> list[Preset]:
 
 
 @models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the presets and pairs as one JSON object.")
 @click.pass_context
-def list_models(ctx: click.Context) -> None:
+def list_models(ctx: click.Context, as_json: bool) -> None:
     """Show presets, whether each is installed, sizes and paths."""
     data_dir = ctx.obj["data_dir"]
+    if as_json:
+        presets = [
+            {
+                "name": preset.name,
+                "size": preset.size,
+                "installed": preset.is_installed(data_dir),
+                "path": str(preset.path(data_dir)),
+                "description": preset.description,
+            }
+            for preset in load_presets().values()
+        ]
+        pairs = [
+            {"name": p.name, "student": p.student, "mentor": p.mentor, "description": p.description}
+            for p in load_pairs().values()
+        ]
+        click.echo(json.dumps({"presets": presets, "pairs": pairs}))
+        return
     for preset in load_presets().values():
         installed = preset.is_installed(data_dir)
         state = click.style("installed", fg="green") if installed else "not installed"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
-from edge_collab.evaluation.report import write_report
+from edge_collab.evaluation.report import load_runs, run_summary, write_report
 
 
 @click.command()
@@ -17,8 +18,13 @@ from edge_collab.evaluation.report import write_report
     default=None,
     help="Where report.md and the PNG plots go (default: the first folder).",
 )
-def report(folders: tuple[Path, ...], out: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print each run's figures as one JSON line (writes nothing).")
+def report(folders: tuple[Path, ...], out: Path | None, as_json: bool) -> None:
     """Summarise result files: accuracy with 95% intervals, mentor share, speed, pairwise comparisons."""
+    if as_json:
+        for run in load_runs(folders):
+            click.echo(json.dumps(run_summary(run)))
+        return
     target = out or (folders[0] if folders[0].is_dir() else folders[0].parent)
     markdown, plots = write_report(folders, target)
     click.echo(markdown)

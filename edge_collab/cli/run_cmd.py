@@ -12,6 +12,12 @@ from edge_collab.cli.options import generation_options, generation_settings, mod
 from edge_collab.cli.render import stream_pieces, summary_line
 
 
+class PromptError(click.ClickException):
+    """A prompt that cannot be answered: one line, and the exit status of a usage error."""
+
+    exit_code = 2
+
+
 def read_prompt(prompt: str | None) -> str:
     """The prompt as given, or standard input's text for `-` or a missing prompt
     when something is piped in (as `llm` and `ollama run` do)."""
@@ -22,10 +28,9 @@ def read_prompt(prompt: str | None) -> str:
         try:
             prompt = data.decode("utf-8")
         except UnicodeDecodeError as error:
-            message = f"standard input is not UTF-8 text (byte {error.start})"
-            raise click.BadParameter(message, param_hint="PROMPT") from None
+            raise PromptError(f"standard input is not UTF-8 text (byte {error.start})") from None
     if not prompt.strip():
-        raise click.BadParameter("the prompt is empty", param_hint="PROMPT")
+        raise PromptError("the prompt is empty")
     return prompt
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from typing import Any
 
@@ -37,6 +38,9 @@ def serve(
     if not _is_loopback(host) and not api_key:
         raise click.ClickException(f"binding to {host} exposes the server beyond this machine: pass --api-key")
     settings = generation_settings(options)
+    server_log = logging.getLogger("edge_collab.server")
+    if server_log.getEffectiveLevel() > logging.INFO:
+        server_log.setLevel(logging.INFO)  # a server logs every request; -v adds the rest
     with open_pair(ctx, options, settings) as pair:
         if settings.method != "student":
             _ = pair.mentor  # load now, not on the first request

@@ -5,6 +5,7 @@ lab package (`pip install -e ./lab`), which adds them to this group."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -20,9 +21,14 @@ def verifier() -> None:
 
 @verifier.command()
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-def info(file: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as one JSON object.")
+def info(file: Path | None, as_json: bool) -> None:
     """Show a verifier file's metadata (without FILE, or with 'onnx': the one
     shipped for the default pair, which --verifier onnx uses)."""
     path = SHIPPED_VERIFIER if file is None or str(file) == "onnx" else file
-    for key, value in sorted(read_metadata(path).items()):
+    metadata = read_metadata(path)
+    if as_json:
+        click.echo(json.dumps(metadata, sort_keys=True))
+        return
+    for key, value in sorted(metadata.items()):
         click.echo(f"{key}: {value}")

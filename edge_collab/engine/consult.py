@@ -10,6 +10,7 @@ end of the sentence and is always kept.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -23,6 +24,8 @@ from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import ModelWriter, Written
 from edge_collab.errors import ContextOverflowError
 from edge_collab.verifiers.base import Divergence, Verdict, needs_scores
+
+logger = logging.getLogger(__name__)
 
 TAKEOVER_MAX_TOKENS = 64  # a "sentence" that runs longer is cut here
 
@@ -83,8 +86,10 @@ class Consultation:
             self.link.reject()  # no room to judge: keep the student's segment
             return student_segment.ended
         if not self._adopts(verdict):
+            logger.debug("divergence at answer token %d: the student's segment is kept", split)
             self.link.reject()
             return student_segment.ended
+        logger.debug("divergence at answer token %d: the mentor's segment is adopted", split)
         self._keep_mentor(split, mentor_segment)
         return mentor_segment.ended
 
@@ -126,6 +131,7 @@ class Consultation:
         return segment.ended
 
     def _mentor_is_full(self) -> bool:
+        logger.info("the mentor's context is full: the student writes the rest of this answer alone")
         self.active = False  # no room left for the mentor: the student goes on alone
         self.link.give_up()
         return False

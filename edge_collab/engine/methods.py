@@ -50,6 +50,13 @@ _ALL = (
     Method("student", "the student alone", lambda run: WordLoop(run), needs_mentor=False),
     Method("mentor", "the mentor alone", _mentor_alone, uses_student=False),
     Method(
+        "takeover",
+        "probes like collab; after each divergence the mentor writes to the end of the sentence",
+        lambda run: WordLoop(run, consults="takeover"),
+        probes=True,
+        run_parameters=("probe_rate",),
+    ),
+    Method(
         "cosd",
         "CoSD: the mentor's token where the student is unsure and the mentor is surer",
         lambda run: TokenLevelLoop(run, Cosd()),
@@ -75,13 +82,6 @@ _ALL = (
         "both next-token distributions mixed 50/50",
         lambda run: TokenLevelLoop(run, Average()),
         token_level=True,
-    ),
-    Method(
-        "takeover",
-        "probes like collab; after each divergence the mentor writes to the end of the sentence",
-        lambda run: WordLoop(run, consults="takeover"),
-        probes=True,
-        run_parameters=("probe_rate",),
     ),
 )
 METHODS: dict[str, Method] = {method.name: method for method in _ALL}

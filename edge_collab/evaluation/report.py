@@ -106,12 +106,36 @@ def load_runs(folders: Iterable[Path]) -> list[Run]:
                 runs.append(Run(header, unique, path))
     if not runs:
         raise EdgeCollabError("no results found in " + ", ".join(str(f) for f in folders))
-    order = ("student", "mentor", "collab", "takeover", "cosd", "nudging", "rstitch", "average")
-    return sorted(runs, key=lambda r: (r.task, order.index(str(r.header["method"])), r.label))
+    # The two references first, then the registry's order; methods it no longer knows last.
+    order = ["student", "mentor", *(name for name in METHODS if name not in ("student", "mentor"))]
+    position = {name: index for index, name in enumerate(order)}
+    return sorted(runs, key=lambda r: (r.task, position.get(str(r.header["method"]), len(order)), r.label))
 
 
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}"
+
+
+def run_summary(run: Run) -> dict[str, object]:
+    """A run's figures as the results table shows them, as plain data."""
+    n = len(run.items)
+    low, high = wilson_interval(int(run.total("correct")), n)
+    tokens, seconds = run.total("tokens_total"), run.total("seconds")
+    return {
+        "task": run.task,
+        "method": str(run.header["method"]),
+        "label": run.label,
+        "items": n,
+        "accuracy": run.accuracy,
+        "accuracy_95ci": [low, high],
+        "mentor_share": run.mentor_share,
+        "mentor_decode_per_answer_token": run.total("mentor_decode_tokens") / tokens if tokens else 0.0,
+        "tokens_per_s": tokens / seconds if seconds else 0.0,
+        "seconds_per_item": seconds / n,
+        "mentor_seconds_per_item": run.total("mentor_s") / n,
+        "hit_cap": run.total("hit_cap") / n,
+        "results": str(run.path),
+    }
 
 
 def results_table(runs: Sequence[Run]) -> str:

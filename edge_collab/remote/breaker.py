@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
 
 
 class CircuitBreaker:
@@ -45,3 +48,6 @@ class CircuitBreaker:
             if half_open_trial:
                 self._cooldown_s = min(self.max_cooldown_s, self._cooldown_s * 2)
             self._open_until = self._clock() + self._cooldown_s
+            logger.warning(
+                "the mentor failed %d times in a row: no probes for %.0f s", self._failures, self._cooldown_s
+            )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import socket
 import ssl
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from edge_collab.errors import MentorUnavailableError
+
+logger = logging.getLogger(__name__)
 
 ENV_API_KEY = "EDGE_COLLAB_MENTOR_API_KEY"
 ENV_REQUEST_EXTRA = "EDGE_COLLAB_MENTOR_EXTRA"  # JSON object merged into every completion request
@@ -238,6 +241,7 @@ class CompletionClient:
                 self.counters.failures += 1
                 if not error.retryable or time.monotonic() + delay > deadline:
                     raise
+                logger.debug("%s; trying again in %.1f s", error, delay)
                 time.sleep(delay)
                 delay *= 2
 

@@ -26,6 +26,7 @@ repeated failures a circuit breaker stops probing for a while.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,8 @@ from edge_collab.engine.writer import Written, ends_sentence
 from edge_collab.errors import MentorUnavailableError
 from edge_collab.remote.breaker import CircuitBreaker
 from edge_collab.remote.client import Completion, CompletionClient
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,7 +82,6 @@ def _text_agrees(text: str, word: str) -> bool:
 
 class RemoteLink:
     """The MentorLink protocol (engine/mentor.py) over HTTP."""
-
 
     def __init__(
         self,
@@ -136,7 +138,8 @@ class RemoteLink:
                 self.decode_tokens += len(follow.tokens) or 1
                 segment = follow.tokens or [follow.text]
                 ended = follow.finished and len(segment) < self.segment_tokens
-        except MentorUnavailableError:
+        except MentorUnavailableError as error:
+            logger.warning("%s; the probe is skipped and the student goes on", error)
             breaker.record_failure()
             self.stats.skipped_probes += 1
             return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import threading
 import time
 import uuid
@@ -42,6 +43,8 @@ from edge_collab.errors import (
 )
 from edge_collab.pair import CollabPair
 from edge_collab.server.schema import ChatRequest, CompletionRequest
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,24 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
                 return error_response(413, f"request body over {config.max_body_bytes} bytes")
         return await call_next(request)
 
+    @app.middleware("http")
+    async def log_request(request: Request, call_next):  # type: ignore[no-untyped-def]
+        """Outermost (added last): one line per request: its id (also sent back as X-Request-Id), route,
+        status and time to the response's start (a stream logs its end itself)."""
+        request.state.id = uuid.uuid4().hex[:12]
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Request-Id"] = request.state.id
+        logger.info(
+            "request %s %s %s %d %.3fs",
+            request.state.id,
+            request.method,
+            request.url.path,
+            response.status_code,
+            time.perf_counter() - started,
+        )
+        return response
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
@@ -147,6 +168,12 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
             else str(first.get("msg", "bad request")).removeprefix("Value error, ")
         )
         return error_response(400, f"{where}: {message}" if where else message, param=where or None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # The traceback stays here; the client gets a clean body.
+        logger.error("request %s failed", getattr(request.state, "id", "-"), exc_info=error)
+        return error_response(500, "the server failed on this request (its log has the details)", "server_error")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -209,6 +236,9 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
         except EdgeCollabError as error:
             release()
             return error_response(500, str(error), "server_error")
+        except BaseException:
+            release()  # whatever failed, the next request must find the worker free
+            raise
         ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if not body.stream:
@@ -218,6 +248,7 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
                 return error_response(400, str(error))
             finally:
                 release()
+            log_generation(request, result)
             return JSONResponse(_final_body(ident, created, config.model_name, result, chat))
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return EventSourceResponse(
@@ -239,6 +270,29 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
         return await run(lambda: pair.complete(body.prompt, stream=True, **overrides), request, body, chat=False)
 
     return app
+
+
+def log_generation(request: Request, result: GenerationResult | None) -> None:
+    """What a generation did, and whether the mentor failed it (the student then went on alone)."""
+    if result is None:
+        logger.info("request %s: generation stopped early", request.state.id)
+        return
+    stats = result.stats
+    logger.info(
+        "request %s: %s, %d tokens, mentor share %.1f%%, %.2fs",
+        request.state.id,
+        stats.method,
+        stats.tokens_total,
+        100 * stats.mentor_share,
+        stats.wall_s,
+    )
+    if stats.mentor_failures or stats.mentor_skipped_probes:
+        logger.warning(
+            "request %s: the mentor failed %d requests; %d probes skipped",
+            request.state.id,
+            stats.mentor_failures,
+            stats.mentor_skipped_probes,
+        )
 
 
 def _run_to_end(generation: Generation) -> GenerationResult:
@@ -322,6 +376,8 @@ async def _stream(
                     break
             loop.call_soon_threadsafe(queue.put_nowait, ("done", generation.result))
         except Exception as error:  # reported to the client as an error event
+            if not isinstance(error, EdgeCollabError):
+                logger.error("request %s: the generation failed", request.state.id, exc_info=error)
             loop.call_soon_threadsafe(queue.put_nowait, ("error", error))
         finally:
             loop.call_soon_threadsafe(release)
@@ -371,6 +427,7 @@ async def _stream(
                 }
                 break
             result: GenerationResult | None = value
+            log_generation(request, result)
             if result is not None:
                 final = _chunk(ident, created, model, chat, None if chat else "", None, finish_reason(result.stats))
                 if include_usage:
