@@ -1,39 +1,30 @@
 """The server: /v1/chat/completions, /v1/completions, /v1/models, /health.
 
-One generation runs at a time per model pair (the models hold one KV cache
-each); others wait in a bounded queue, and beyond it get 429 with Retry-After.
-Generation runs on one long-lived worker thread: llama.cpp's CPU backend keeps
-an OpenMP thread team per calling thread, and handing the models to a new
-thread per request (measured) made the server ~15% slower than the Python API.
-A client that disconnects mid-stream stops
-its generation at the next piece. Errors have OpenAI's shape:
-{"error": {"message", "type", "param", "code"}}.
+Requests are validated strictly (server/schema.py); one generation runs at a
+time on the models' own thread, behind a bounded queue (server/worker.py);
+streams are server-sent events (server/stream.py). Errors have OpenAI's shape
+(server/bodies.py), and every request is logged with its id.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
 import logging
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge_collab.engine.generation import Generation
 from edge_collab.engine.result import GenerationResult
-from edge_collab.engine.stats import GenerationStats
 from edge_collab.errors import (
     ContextOverflowError,
     EdgeCollabError,
@@ -42,9 +33,13 @@ from edge_collab.errors import (
     SettingsError,
 )
 from edge_collab.pair import CollabPair
+from edge_collab.server.bodies import Reply, error_response
 from edge_collab.server.schema import ChatRequest, CompletionRequest
+from edge_collab.server.stream import stream_events
+from edge_collab.server.worker import Busy, Gate, ModelsThread, Turn
 
 logger = logging.getLogger(__name__)
+CLIENT_ERRORS = (SettingsError, ContextOverflowError, IncompatiblePairError)
 
 
 @dataclass(frozen=True)
@@ -56,79 +51,116 @@ class ServerSettings:
     retry_after_s: int = 2
 
 
-def error_response(
-    status: int,
-    message: str,
-    kind: str = "invalid_request_error",
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-class _Busy(Exception):
-    pass
-
-
-class _Gate:
-    """One generation at a time, at most `queue_size` waiting."""
-
-    def __init__(self, queue_size: int):
-        self._lock = asyncio.Lock()
-        self._waiting = 0
-        self._queue_size = queue_size
-
-    async def acquire(self) -> None:
-        if self._lock.locked() and self._waiting >= self._queue_size:
-            raise _Busy
-        self._waiting += 1
-        try:
-            await self._lock.acquire()
-        finally:
-            self._waiting -= 1
-
-    def release(self) -> None:
-        self._lock.release()
-
-
-def usage(stats: GenerationStats) -> dict[str, Any]:
-    return {
-        "prompt_tokens": stats.prompt_tokens,
-        "completion_tokens": stats.tokens_total,
-        "total_tokens": stats.prompt_tokens + stats.tokens_total,
-        # edge-collab's mentor statistics, beside OpenAI's fields
-        "mentor_tokens": stats.tokens_mentor,
-        "mentor_share": stats.mentor_share,
-        "probes": stats.probes,
-        "divergences": stats.divergences,
-        "adoptions": stats.adoptions,
-        "mentor_decode_tokens": stats.mentor_decode_tokens,
-    }
-
-
-def finish_reason(stats: GenerationStats) -> str:
-    return "length" if stats.stop_reason in ("length", "context") else "stop"
-
-
 def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> FastAPI:
     config = settings or ServerSettings()
-    models_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-collab-models")
+    models = ModelsThread()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        # Let a generation that is ending finish before the caller frees the models.
-        models_thread.shutdown(wait=True, cancel_futures=True)
+        models.shutdown()
 
     app = FastAPI(title="edge-collab", docs_url=None, redoc_url=None, lifespan=lifespan)
-    gate = _Gate(config.queue_size)
+    _add_middleware(app, config)
+    _add_error_handlers(app)
+    completions = Completions(pair, config, models)
 
-    async def on_models_thread(work: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(models_thread, work, *args)
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
 
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [{"id": config.model_name, "object": "model", "created": 0, "owned_by": "edge-collab"}],
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request, body: ChatRequest) -> Response:
+        messages = [{"role": m.role, "content": m.content} for m in body.messages]
+        overrides = body.overrides()
+        return await completions.respond(lambda: pair.chat(messages, stream=True, **overrides), request, body, True)
+
+    @app.post("/v1/completions")
+    async def text_completions(request: Request, body: CompletionRequest) -> Response:
+        overrides = body.overrides()
+        return await completions.respond(
+            lambda: pair.complete(body.prompt, stream=True, **overrides), request, body, False
+        )
+
+    return app
+
+
+class Completions:
+    """Both completion endpoints: wait for the models, start, answer whole or streamed."""
+
+    def __init__(self, pair: CollabPair, config: ServerSettings, models: ModelsThread):
+        self.pair, self.config, self.models = pair, config, models
+        self.gate = Gate(config.queue_size)
+
+    async def respond(
+        self, start: Callable[[], Any], request: Request, body: ChatRequest | CompletionRequest, chat: bool
+    ) -> Response:
+        if body.model not in (None, self.config.model_name):
+            message = f"model {body.model!r} does not exist; this server serves {self.config.model_name!r}"
+            return error_response(404, message, "not_found_error", "model")
+        try:
+            await self.gate.acquire()
+        except Busy:
+            headers = {"Retry-After": str(self.config.retry_after_s)}
+            return error_response(429, "the server is busy; try again shortly", "rate_limit_error", headers=headers)
+        turn = Turn(self.gate)
+        try:
+            generation = await self.models.call(start)
+        except BaseException as error:
+            turn.release()  # whatever failed, the next request must find the worker free
+            refused = _refusal(error)
+            if refused is None:
+                raise
+            return refused
+        reply = Reply(
+            f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}", int(time.time()), self.config.model_name, chat
+        )
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            events = stream_events(
+                generation,
+                self.models,
+                request,
+                reply,
+                include_usage,
+                turn.release,
+                lambda r: log_generation(request, r),
+            )
+            return EventSourceResponse(events, ping=15)
+        return await self._whole(generation, request, reply, turn)
+
+    async def _whole(self, generation: Generation, request: Request, reply: Reply, turn: Turn) -> Response:
+        try:
+            result = await self.models.call(generation.run)
+        except CLIENT_ERRORS as error:
+            return error_response(400, str(error))
+        finally:
+            turn.release()
+        log_generation(request, result)
+        return JSONResponse(reply.final(result))
+
+
+def _refusal(error: BaseException) -> JSONResponse | None:
+    """The answer to a generation that could not start; None for an unexpected error."""
+    if isinstance(error, CLIENT_ERRORS):
+        return error_response(400, str(error))
+    if isinstance(error, MentorUnavailableError):
+        return error_response(503, str(error), "server_error")
+    if isinstance(error, EdgeCollabError):
+        return error_response(500, str(error), "server_error")
+    return None
+
+
+def _add_middleware(app: FastAPI, config: ServerSettings) -> None:
     @app.middleware("http")
-    async def guard(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def guard(request: Request, call_next: Any) -> Response:
         if request.url.path.startswith("/v1/"):
             if config.api_key is not None:
                 supplied = request.headers.get("authorization", "")
@@ -138,26 +170,31 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
             declared = request.headers.get("content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > config.max_body_bytes):
                 return error_response(413, f"request body over {config.max_body_bytes} bytes")
-        return await call_next(request)
+        response: Response = await call_next(request)
+        return response
 
     @app.middleware("http")
-    async def log_request(request: Request, call_next):  # type: ignore[no-untyped-def]
-        """Outermost (added last): one line per request: its id (also sent back as X-Request-Id), route,
-        status and time to the response's start (a stream logs its end itself)."""
+    async def log_request(request: Request, call_next: Any) -> Response:
+        """Outermost (added last): one line per request, with its id (also sent
+        back as X-Request-Id), route, status and time to the response's start
+        (a stream logs what its generation did when it ends)."""
         request.state.id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        response = await call_next(request)
+        response: Response = await call_next(request)
         response.headers["X-Request-Id"] = request.state.id
+        elapsed = time.perf_counter() - started
         logger.info(
             "request %s %s %s %d %.3fs",
             request.state.id,
             request.method,
             request.url.path,
             response.status_code,
-            time.perf_counter() - started,
+            elapsed,
         )
         return response
 
+
+def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
@@ -177,99 +214,8 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return error_response(
-            error.status_code,
-            str(error.detail),
-            "not_found_error" if error.status_code == 404 else "invalid_request_error",
-        )
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [{"id": config.model_name, "object": "model", "created": 0, "owned_by": "edge-collab"}],
-        }
-
-    def check_model(name: str | None) -> JSONResponse | None:
-        if name not in (None, config.model_name):
-            return error_response(
-                404,
-                f"model {name!r} does not exist; this server serves {config.model_name!r}",
-                "not_found_error",
-                "model",
-            )
-        return None
-
-    async def run(start: Any, request: Request, body: ChatRequest | CompletionRequest, chat: bool):  # type: ignore[no-untyped-def]
-        missing = check_model(body.model)
-        if missing is not None:
-            return missing
-        try:
-            await gate.acquire()
-        except _Busy:
-            return error_response(
-                429,
-                "the server is busy; try again shortly",
-                "rate_limit_error",
-                headers={"Retry-After": str(config.retry_after_s)},
-            )
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                gate.release()
-
-        try:
-            generation = await on_models_thread(start)
-        except (SettingsError, ContextOverflowError, IncompatiblePairError) as error:
-            release()
-            return error_response(400, str(error))
-        except MentorUnavailableError as error:
-            release()
-            return error_response(503, str(error), "server_error")
-        except EdgeCollabError as error:
-            release()
-            return error_response(500, str(error), "server_error")
-        except BaseException:
-            release()  # whatever failed, the next request must find the worker free
-            raise
-        ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
-        created = int(time.time())
-        if not body.stream:
-            try:
-                result = await on_models_thread(_run_to_end, generation)
-            except (SettingsError, ContextOverflowError, IncompatiblePairError) as error:
-                return error_response(400, str(error))
-            finally:
-                release()
-            log_generation(request, result)
-            return JSONResponse(_final_body(ident, created, config.model_name, result, chat))
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return EventSourceResponse(
-            _stream(
-                generation, models_thread, request, ident, created, config.model_name, chat, include_usage, release
-            ),
-            ping=15,
-        )
-
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request, body: ChatRequest):  # type: ignore[no-untyped-def]
-        messages = [{"role": m.role, "content": m.content} for m in body.messages]
-        overrides = body.overrides()
-        return await run(lambda: pair.chat(messages, stream=True, **overrides), request, body, chat=True)
-
-    @app.post("/v1/completions")
-    async def completions(request: Request, body: CompletionRequest):  # type: ignore[no-untyped-def]
-        overrides = body.overrides()
-        return await run(lambda: pair.complete(body.prompt, stream=True, **overrides), request, body, chat=False)
-
-    return app
+        kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
+        return error_response(error.status_code, str(error.detail), kind)
 
 
 def log_generation(request: Request, result: GenerationResult | None) -> None:
@@ -293,147 +239,3 @@ def log_generation(request: Request, result: GenerationResult | None) -> None:
             stats.mentor_failures,
             stats.mentor_skipped_probes,
         )
-
-
-def _run_to_end(generation: Generation) -> GenerationResult:
-    return generation.run()
-
-
-def _final_body(ident: str, created: int, model: str, result: GenerationResult, chat: bool) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason(result.stats), "logprobs": None}
-    if chat:
-        choice["message"] = {"role": "assistant", "content": result.text}
-    else:
-        choice["text"] = result.text
-    return {
-        "id": ident,
-        "object": "chat.completion" if chat else "text_completion",
-        "created": created,
-        "model": model,
-        "choices": [choice],
-        "usage": usage(result.stats),
-        "pieces": [piece.to_dict() for piece in result.pieces],
-    }
-
-
-def _chunk(
-    ident: str, created: int, model: str, chat: bool, text: str | None, source: str | None, finish: str | None
-) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
-    if chat:
-        choice["delta"] = {"content": text} if text is not None else {}
-    else:
-        choice["text"] = text or ""
-    if source is not None:
-        choice["source"] = source  # which model wrote this piece: student or mentor
-    return {
-        "id": ident,
-        "object": "chat.completion.chunk" if chat else "text_completion",
-        "created": created,
-        "model": model,
-        "choices": [choice],
-    }
-
-
-def _runs_by_source(pieces: list[Any]) -> list[tuple[str, str]]:
-    """Consecutive pieces of one source joined: (text, source) per run."""
-    runs: list[tuple[str, str]] = []
-    for piece in pieces:
-        source = piece.source.value
-        if runs and runs[-1][1] == source:
-            runs[-1] = (runs[-1][0] + piece.text, source)
-        else:
-            runs.append((piece.text, source))
-    return runs
-
-
-async def _stream(
-    generation: Generation,
-    models_thread: ThreadPoolExecutor,
-    request: Request,
-    ident: str,
-    created: int,
-    model: str,
-    chat: bool,
-    include_usage: bool,
-    release: Any,
-) -> AsyncIterator[dict[str, str]]:
-    """Pieces from the worker thread as server-sent events; stops the generation
-    when the client goes away."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            pieces: Iterator[Any] = iter(generation)
-            for piece in pieces:
-                loop.call_soon_threadsafe(queue.put_nowait, ("piece", piece))
-                if stop.is_set():
-                    close = getattr(pieces, "close", None)
-                    if close is not None:
-                        close()  # ends the engine's loop: the models stop working
-                    break
-            loop.call_soon_threadsafe(queue.put_nowait, ("done", generation.result))
-        except Exception as error:  # reported to the client as an error event
-            if not isinstance(error, EdgeCollabError):
-                logger.error("request %s: the generation failed", request.state.id, exc_info=error)
-            loop.call_soon_threadsafe(queue.put_nowait, ("error", error))
-        finally:
-            loop.call_soon_threadsafe(release)
-
-    models_thread.submit(produce)
-    try:
-        if chat:
-            yield {
-                "data": json.dumps(
-                    _chunk(ident, created, model, chat, "", None, None)
-                    | {
-                        "choices": [
-                            {
-                                "index": 0,
-                                "delta": {"role": "assistant", "content": ""},
-                                "finish_reason": None,
-                                "logprobs": None,
-                            }
-                        ]
-                    }
-                )
-            }
-        while True:
-            # Take everything the worker has produced since the last wake-up:
-            # one disconnect check and one event per run of same-source text.
-            events = [await queue.get()]
-            while not queue.empty():
-                events.append(queue.get_nowait())
-            pieces = [value for kind, value in events if kind == "piece"]
-            if pieces and not stop.is_set():
-                if await request.is_disconnected():
-                    stop.set()
-                else:
-                    for text, source in _runs_by_source(pieces):
-                        yield {"data": json.dumps(_chunk(ident, created, model, chat, text, source, None))}
-            ending = next(((kind, value) for kind, value in events if kind != "piece"), None)
-            if ending is None:
-                continue
-            kind, value = ending
-            release()  # before [DONE], so the client's next request finds the server free
-            if kind == "error":
-                message = str(value) if isinstance(value, EdgeCollabError) else "generation failed"
-                yield {
-                    "data": json.dumps(
-                        {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
-                    )
-                }
-                break
-            result: GenerationResult | None = value
-            log_generation(request, result)
-            if result is not None:
-                final = _chunk(ident, created, model, chat, None if chat else "", None, finish_reason(result.stats))
-                if include_usage:
-                    final["usage"] = usage(result.stats)
-                yield {"data": json.dumps(final)}
-            yield {"data": "[DONE]"}
-            break
-    finally:
-        stop.set()

@@ -1,0 +1,108 @@
+"""Response bodies in OpenAI's shapes, with edge-collab's additions (who wrote
+each piece, the mentor's statistics in `usage`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from edge_collab.engine.pieces import Piece
+from edge_collab.engine.result import GenerationResult
+from edge_collab.engine.stats import GenerationStats
+
+
+def error_response(
+    status: int,
+    message: str,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """{"error": {"message", "type", "param", "code"}}, as OpenAI's API answers."""
+    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def usage(stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.tokens_total,
+        "total_tokens": stats.prompt_tokens + stats.tokens_total,
+        # edge-collab's mentor statistics, beside OpenAI's fields
+        "mentor_tokens": stats.tokens_mentor,
+        "mentor_share": stats.mentor_share,
+        "probes": stats.probes,
+        "divergences": stats.divergences,
+        "adoptions": stats.adoptions,
+        "mentor_decode_tokens": stats.mentor_decode_tokens,
+    }
+
+
+def finish_reason(stats: GenerationStats) -> str:
+    return "length" if stats.stop_reason in ("length", "context") else "stop"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Who the bodies of one reply are for: its id, time, model and endpoint."""
+
+    ident: str
+    created: int
+    model: str
+    chat: bool
+
+    def final(self, result: GenerationResult) -> dict[str, Any]:
+        """The whole answer, for a request that did not stream."""
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason(result.stats), "logprobs": None}
+        if self.chat:
+            choice["message"] = {"role": "assistant", "content": result.text}
+        else:
+            choice["text"] = result.text
+        return {
+            "id": self.ident,
+            "object": "chat.completion" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+            "usage": usage(result.stats),
+            "pieces": [piece.to_dict() for piece in result.pieces],
+        }
+
+    def chunk(self, text: str | None, source: str | None, finish: str | None) -> dict[str, Any]:
+        """One streamed event; `source` says which model wrote its text."""
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
+        if self.chat:
+            choice["delta"] = {"content": text} if text is not None else {}
+        else:
+            choice["text"] = text or ""
+        if source is not None:
+            choice["source"] = source  # which model wrote this piece: student or mentor
+        return {
+            "id": self.ident,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+        }
+
+    def opening_chunk(self) -> dict[str, Any]:
+        """A chat stream opens with the assistant's role, as OpenAI's does."""
+        opening = self.chunk("", None, None)
+        opening["choices"] = [
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None, "logprobs": None}
+        ]
+        return opening
+
+
+def runs_by_source(pieces: list[Piece]) -> list[tuple[str, str]]:
+    """Consecutive pieces of one source joined: (text, source) per run."""
+    runs: list[tuple[str, str]] = []
+    for piece in pieces:
+        source = piece.source.value
+        if runs and runs[-1][1] == source:
+            runs[-1] = (runs[-1][0] + piece.text, source)
+        else:
+            runs.append((piece.text, source))
+    return runs
