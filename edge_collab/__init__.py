@@ -1,6 +1,6 @@
 """edge-collab: a small local model writes; a larger mentor model guides it now and then.
 
-The public API (documented in README.md):
+The public API (documented in docs/api.md):
 
     CollabPair          open a student/mentor pair and generate with it
     GenerationSettings  how one answer is generated (probe rate, segment length, ...)
@@ -14,8 +14,9 @@ The public API (documented in README.md):
 
 import logging
 
-from edge_collab.engine.generation import Generation, GenerationResult
+from edge_collab.engine.generation import Generation
 from edge_collab.engine.pieces import Piece, Source
+from edge_collab.engine.result import GenerationResult
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.errors import (
     ContextOverflowError,

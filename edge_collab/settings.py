@@ -51,6 +51,8 @@ class Option:
         """The allowed values in words ("from 0 to 1", "at least -1", "one of ...")."""
         if self.choices is not None:
             return "one of " + ", ".join(self.choices)
+        if self.max_items is not None:
+            return f"up to {self.max_items} non-empty strings"
         if self.low is None:
             return ""
         if self.high is None:

@@ -25,7 +25,7 @@ export CMAKE_ARGS="$(make -s --no-print-directory cmake-args BACKEND=cuda) \
 -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF ${EXTRA_CMAKE_ARGS:-}"
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 start=$(date +%s)
-$PYTHON -m pip install -q --no-deps --no-build-isolation --no-index --target "$SITE" "$source" .
+$PYTHON -m pip install -q --no-deps --no-build-isolation --no-index --target "$SITE" "$source" . ./lab
 echo "built and installed in $(($(date +%s) - start)) s into $SITE"
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH} EDGE_COLLAB_TEST_GPU_LAYERS=-1
 $PYTHON -c 'import llama_cpp, sys; sys.exit(0 if llama_cpp.llama_supports_gpu_offload() else "built without GPU offload")'

@@ -1,4 +1,4 @@
-"""Eval runs side by side on the items both answered (README, Learned verifier).
+"""Eval runs side by side on the items both answered (docs/verifier-study.md).
 
 For each pair of results files A B (same task): accuracy, mentor share and
 seconds per item of each, the answers B turned right and wrong, and a paired

@@ -11,6 +11,7 @@ verifier) are the command line's own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -63,7 +64,8 @@ def _param_type(name: str, option: Option, kind: str) -> click.ParamType | None:
 
 def _help(option: Option) -> str:
     described = option.describe()
-    return f"{option.help} [{described}]" if described and option.choices is None else option.help
+    shown = described and option.choices is None and option.max_items is None
+    return f"{option.help} [{described}]" if shown else option.help
 
 
 def _setting_option(
@@ -180,8 +182,12 @@ def model_setting_options(gpu_flags: tuple[str, ...] = ("--student-gpu-layers", 
     for name, option in MODEL_OPTIONS.items():
         flags = gpu_flags if name == "gpu_layers" else (option.flag or "",)
         for flag in flags:
-            param = flag.removeprefix("--").replace("-", "_") if name == "gpu_layers" else name
-            decorators.append(_setting_option(name, option, MODEL_KINDS[name], getattr(defaults, name), flag, param))
+            param, shown = name, option
+            if name == "gpu_layers" and flag != "--gpu-layers":
+                param = flag.removeprefix("--").replace("-", "_")
+                role = param.split("_")[0].capitalize()
+                shown = replace(option, help=f"{role} {option.help[0].lower()}{option.help[1:]}")
+            decorators.append(_setting_option(name, shown, MODEL_KINDS[name], getattr(defaults, name), flag, param))
     return _apply(decorators)
 
 

@@ -24,7 +24,7 @@ OPENAI_FIELDS = {
     "messages": "chat: system, user and assistant messages with string content",
     "prompt": "completions: one non-empty string",
     "max_tokens": "the answer's cap (max_new_tokens)",
-    "max_completion_tokens": "chat: the same, under its newer name",
+    "max_completion_tokens": "chat: max_tokens under its newer name",
     "temperature": "0 is greedy",
     "seed": "seeds probes and sampling",
     "stop": "a string or up to 4",

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The runs behind the README's all-methods table and the budget/uncertainty
-# figures, added to results/readme next to scripts/readme_evals.sh's student,
+# The runs behind docs/baselines.md's all-methods tables and the budget/uncertainty
+# figures, added to research/evaluations next to lab/scripts/eval_models.sh's student,
 # mentor and collab runs (same items: each task's fixed sample). Two
 # single-threaded streams side by side, as there; rerunning resumes.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EC=${EC:-.venv/bin/edge-collab}
-OUT=${OUT:-results/readme}
+OUT=${OUT:-research/evaluations}
 # k = 16 (the default) pinned, so a change of default cannot orphan these runs
 COMMON=(--segment-tokens 16 --max-tokens 512 --threads 1 --out "$OUT")
 PLAIN=(--mentor-budget 0 "${COMMON[@]}")  # no budget controller: the paper's fixed loop
@@ -29,7 +29,7 @@ controlled() {  # the budget controller, uncertainty gating, takeover on strateg
   $EC eval general_knowledge --method collab --mentor-budget 0.18 --limit 70 "${COMMON[@]}"
   $EC eval strategyqa --method takeover --limit 100 "${PLAIN[@]}"
   $EC eval strategyqa --method collab --mentor-budget 0.18 --limit 100 "${COMMON[@]}"
-  # k = 8 with the budget, which the development sweep favoured for accuracy (README)
+  # k = 8 with the budget, which the development sweep favoured for accuracy (docs/defaults.md)
   $EC eval elementary_math_qa/question_only --method collab --mentor-budget 0.18 --limit 50 "${COMMON[@]}" --segment-tokens 8
 }
 uncertainty_thresholds() {  # the entropy gate at higher thresholds, then with the budget and the self verifier

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The evaluation behind the README's accuracy table: student, mentor and collab
+# The evaluation behind docs/results.md: student, mentor and collab
 # on the same items of three BIG-bench tasks with the default pair. Runs grow in
 # rounds so that every cell of the table has results early; rerunning resumes.
 #
@@ -7,11 +7,11 @@
 # one-thread llama.cpp processes write about 1.3x the tokens of one two-thread
 # process there (measured: student 2 x 27 vs 43 tok/s, mentor 2 x 18 vs 26).
 # STREAMS=1 runs everything in one stream with all cores. Collab here is the
-# paper's fixed loop (--mentor-budget 0, k = 16); scripts/readme_methods.sh adds the budget.
+# paper's fixed loop (--mentor-budget 0, k = 16); lab/scripts/eval_methods.sh adds the budget.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EC=${EC:-.venv/bin/edge-collab}
-OUT=${OUT:-results/readme}
+OUT=${OUT:-research/evaluations}
 STREAMS=${STREAMS:-2}
 $EC data fetch bigbench elementary_math_qa general_knowledge strategyqa >/dev/null
 

@@ -1,6 +1,6 @@
-"""Does the mentor's opinion tell which branch will finish right? (README, Learned verifier)
+"""Does the mentor's opinion tell which branch will finish right? (docs/verifier-study.md)
 
-Reads the outcome-labelled divergences of results/verifier/ merged with their
+Reads the outcome-labelled divergences of research/verifier/ merged with their
 re-collection under `verifier collect --no-finish --mentor-judge` (judge-*.jsonl)
 and prints, on the decisive ones: (1) the mentor's log-odds for its own segment
 used directly (both option orders, and each), against the self verifier and
@@ -27,7 +27,7 @@ from edge_collab_lab.training import (
     train_mlp,
 )
 
-R = Path(__file__).resolve().parent.parent / "results" / "verifier"
+R = Path(__file__).resolve().parents[2] / "research" / "verifier"
 early = [R / "elementary_math_qa-question_only.jsonl", R / "strategyqa.jsonl"]
 late = [R / "outcome-hidden-elementary_math_qa-question_only.jsonl", R / "outcome-hidden-strategyqa.jsonl"]
 judged = [R / f"judge-{path.name}" for path in [*early, *late]]

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The development-item sweep behind the shipped defaults (README, "How the
+# The development-item sweep behind the shipped defaults (docs/defaults.md, "How the
 # defaults were chosen"): the training splits of elementary_math_qa and strategyqa, never their test
 # items; default pair, greedy, 512-token cap, one thread. Runs in the order
 # that matters most if cut short; rerunning resumes.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 EC=${EC:-.venv/bin/edge-collab}
-OUT=${OUT:-results/sweep}
+OUT=${OUT:-research/sweep}
 TASK=elementary_math_qa/question_only
 COMMON=(--split train --limit "${LIMIT:-30}" --max-tokens 512 --threads 1 --out "$OUT")
 $EC data fetch bigbench elementary_math_qa >/dev/null
@@ -24,7 +24,7 @@ $EC sweep strategyqa --probe-rates 0.25 --segment-lengths 16 --baselines student
 $EC sweep strategyqa --probe-rates 0.25 --segment-lengths 16 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
 $EC sweep strategyqa --probe-rates 0.25 --segment-lengths 8 --baselines "" --mentor-budget 0.18 "${COMMON[@]}"
 # The development check of uncertainty-gated probing with always-mentor and the
-# budget against the default (README, "Uncertainty-gated probing"), with
+# budget against the default (docs/budget-and-probing.md), with
 # date_understanding as a third task (its default run is here too).
 $EC data fetch bigbench date_understanding >/dev/null
 for task in "$TASK" strategyqa date_understanding; do
