@@ -105,9 +105,7 @@ class LocalLink(ABC):
         return self.mentor.detokenize(segment.tokens)
 
     def as_student_tokens(self, segment: Written) -> list[int]:
-        """The mentor's segment in the student's vocabulary."""
-        if isinstance(self, TokenLink):
-            return list(segment.tokens)
+        """The mentor's segment in the student's vocabulary (re-tokenized text; TokenLink shares ids)."""
         return self.answer.writer.tokenize(self.mentor_text(segment)) if segment.tokens else []
 
     def adopt(self, segment: Written) -> None:
@@ -150,6 +148,9 @@ class LocalLink(ABC):
 class TokenLink(LocalLink):
     """Same tokenizer: ids pass as they are, and a mismatch may fall inside a
     word (the agreed tokens before it are kept)."""
+
+    def as_student_tokens(self, segment: Written) -> list[int]:
+        return list(segment.tokens)
 
     def _score(self, word_start: int, catch_up: list[int], word: list[int]) -> int | None:
         self.mentor.truncate(self.prompt_length + self.synced)
