@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 
 from edge_collab.backends.base import ModelBackend
 from edge_collab.engine.pieces import Piece, Source
+from edge_collab.engine.stats import GenerationStats
 
 _REPEAT_MIN_UNITS = 12  # a loop must span this many word steps before it counts
 _REPEAT_MAX_PERIOD = 64
@@ -123,6 +124,14 @@ class Answer:
             text = self._decoder.decode(chunk, final=final and stop_at == limit)
             if text:
                 yield Piece(text, source)
+
+    def count_into(self, stats: GenerationStats, stop_reason: str | None, wall_s: float) -> None:
+        """The answer's own statistics: why it ended, its length and the mentor's part."""
+        stats.stop_reason = stop_reason or "eos"
+        stats.prompt_tokens = self.prompt_length
+        stats.tokens_total = self.final_tokens
+        stats.tokens_mentor = self.mentor_tokens
+        stats.wall_s = wall_s
 
     @property
     def text(self) -> str:

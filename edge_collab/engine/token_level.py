@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_collab.backends.base import ModelBackend
+from edge_collab.backends.base import BackendCounters, ModelBackend
 from edge_collab.engine.answer import Answer
 from edge_collab.engine.pieces import Piece, Source
 from edge_collab.engine.result import GenerationResult
@@ -191,18 +191,21 @@ class TokenLevelLoop:
             self.pieces.append(piece)
             yield piece
 
-    def _fill_stats(self, answer, before, mentor_written, stop_reason, wall_s):  # type: ignore[no-untyped-def]
+    def _fill_stats(
+        self,
+        answer: Answer,
+        before: dict[ModelBackend, BackendCounters],
+        mentor_written: int,
+        stop_reason: str | None,
+        wall_s: float,
+    ) -> None:
         student, mentor = (m.counters.since(before[m]) for m in (self.student, self.mentor))
         stats = self.stats
-        stats.stop_reason = stop_reason or "eos"
-        stats.prompt_tokens = answer.prompt_length
-        stats.tokens_total = answer.final_tokens
-        stats.tokens_mentor = answer.mentor_tokens
+        answer.count_into(stats, stop_reason, wall_s)
         stats.mentor_decode_tokens = mentor_written
         stats.mentor_prefill_tokens = mentor.evaluated_tokens
         stats.student_eval_tokens = student.evaluated_tokens
         stats.student_decode_tokens = answer.final_tokens - answer.mentor_tokens
         stats.reevaluated_tokens = student.reevaluated_tokens + mentor.reevaluated_tokens
         stats.student_s, stats.mentor_s = student.seconds, mentor.seconds
-        stats.wall_s = wall_s
         stats.finish()

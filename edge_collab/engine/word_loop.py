@@ -172,11 +172,7 @@ class WordLoop:
         stop_reason: str | None,
     ) -> None:
         stats = self.stats
-        stats.stop_reason = stop_reason or "eos"
-        stats.prompt_tokens = answer.prompt_length
-        stats.tokens_total = answer.final_tokens
-        stats.tokens_mentor = answer.mentor_tokens
-        stats.wall_s = wall_s
+        answer.count_into(stats, stop_reason, wall_s)
         student = self.student.counters.since(before["student"])
         stats.reevaluated_tokens = student.reevaluated_tokens
         if not self.by_mentor:
