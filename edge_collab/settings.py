@@ -22,7 +22,8 @@ from typing import Any
 
 from edge_collab.errors import SettingsError
 
-PROBE_POLICIES = ("random", "uncertainty")
+PROBE_POLICIES = ("random", "uncertainty", "audit")
+TRIGGERS = ("mentor-prefers", "cosd")
 DEFAULT_METHOD = "collab"
 
 
@@ -183,12 +184,28 @@ class GenerationSettings:
     repeat_guard: bool = option(True, "Stop when the last units of the answer repeat.", flag=None, request=None)
     probe_policy: str = option(
         "random",
-        "random: probe with the probe rate; uncertainty: probe where the student's next-token entropy "
-        "reaches the uncertainty threshold.",
+        "random: probe a word with the probe rate; uncertainty: probe where the student's next-token entropy "
+        "reaches the uncertainty threshold; audit: the mentor reads every token in batches and a trigger "
+        "decides where to fetch its segment (docs/method.md).",
         choices=PROBE_POLICIES,
     )
     uncertainty_threshold: float = option(
         1.0, "Entropy (nats) at which the uncertainty policy probes.", low=0.0, high=20.0
+    )
+    audit_tokens: int = option(
+        8, "audit: the mentor reads the answer in batches of this many tokens.", low=1, high=256
+    )
+    trigger: str = option(
+        "mentor-prefers",
+        "audit: where to fetch a mentor segment. mentor-prefers: where the mentor prefers its own token to the "
+        "student's by more than the trigger threshold (nats); cosd: CoSD's rule (cosd alpha, cosd beta).",
+        choices=TRIGGERS,
+    )
+    trigger_threshold: float = option(
+        0.0,
+        "audit: the mentor-prefers trigger fires above this many nats (the budget moves it with a fixed verifier).",
+        low=0.0,
+        high=20.0,
     )
     mentor_budget: float | None = option(
         0.18,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from engine_helpers import generate
+from engine_helpers import MESSAGES, generate
 
 from edge_collab import CollabPair
 from edge_collab.backends.llamacpp import LlamaCppBackend
@@ -225,3 +225,19 @@ def test_an_unknown_method_is_refused_where_a_generation_starts(student, mentor)
         generate(student, mentor, method="both")
     with pytest.raises(SettingsError, match="method must be one of"):
         CollabPair(student, mentor, settings=GenerationSettings(method="both"))
+
+
+@pytest.mark.parametrize("verifier", [AlwaysMentor(), AlwaysStudent(), None], ids=["mentor", "student", "self"])
+@pytest.mark.parametrize("trigger", ["mentor-prefers", "cosd"])
+def test_audit_probing_on_tiny_models_reads_each_token_once(student, mentor, verifier, trigger):
+    result = generate(student, mentor, verifier, probe_policy="audit", audit_tokens=6, trigger=trigger)
+    stats = result.stats
+    assert stats.audits > 0 and stats.probes == 0
+    assert stats.reevaluated_tokens == 0
+    assert stats.tokens_student + stats.tokens_mentor == stats.tokens_total
+    assert "".join(piece.text for piece in result.pieces) == result.text
+    if isinstance(verifier, AlwaysStudent):
+        assert stats.tokens_mentor == 0 and result.text == generate(student, None, method="student").text
+    # Every token the mentor read, it read once: the prompt and the answer (what it wrote itself aside).
+    prompt = len(mentor.chat_prompt(MESSAGES))
+    assert stats.mentor_prefill_tokens <= prompt + stats.tokens_total + stats.student_discarded_tokens

@@ -108,3 +108,65 @@ def test_with_other_tokenizers_the_branches_part_at_the_start_of_the_word():
     assert first.student_text == " sitting on"  # the whole word, then up to k tokens from its start
     assert first.mentor_text == " sitted on a"
     assert result.text.startswith(" the cat sitted on a")
+
+
+def audited(student, mentor, verifier=None, **changes):  # type: ignore[no-untyped-def]
+    changes = {"probe_policy": "audit", "audit_tokens": 4, **changes}
+    return run(student, mentor, verifier or AlwaysMentor(), **changes)
+
+
+def test_an_audit_reads_a_batch_and_fetches_the_mentor_where_it_prefers_its_own_token():
+    student, mentor = ScriptedBackend("student", STUDENT_TEXT), ScriptedBackend("mentor", MENTOR_TEXT)
+    spy = Spy(adopt=True)
+    result = audited(student, mentor, spy)
+    # " the cat sitting": five tokens reach the batch of four; the mentor would write "ed" where "ing" is.
+    first = spy.seen[0]
+    prompt_length = len(student.chat_prompt(MESSAGES))
+    assert first.prefix_length == prompt_length + 4
+    assert first.student_text == "ing on the mat" and first.mentor_text == "ed on a red"
+    assert result.text.startswith(" the cat sitted on a red")
+    stats = result.stats
+    assert stats.probes == 0 and stats.audits >= 1 and stats.adoptions >= 1
+    # "ing on the mat" (the student's segment) was written, then dropped for the mentor's.
+    assert stats.student_discarded_tokens >= 4
+    assert stats.reevaluated_tokens == 0
+
+
+def test_when_the_mentor_agrees_an_audit_costs_one_forward_pass_per_batch():
+    student, mentor = ScriptedBackend("student", STUDENT_TEXT), ScriptedBackend("mentor", STUDENT_TEXT)
+    result = audited(student, mentor)
+    answer_tokens = len(student.tokenize(STUDENT_TEXT.encode()))
+    assert result.text == STUDENT_TEXT
+    assert result.stats.divergences == 0 and result.stats.mentor_decode_tokens == 0
+    assert result.stats.mentor_prefill_tokens == len(mentor.chat_prompt(MESSAGES)) + answer_tokens
+    batches = [count for sequence, count in mentor.forward_batches if sequence == 0]
+    assert result.stats.mentor_forward_passes == len(batches) == result.stats.audits
+    assert all(count >= 4 for count in batches[:-1])  # the last batch is what was left at the end
+
+
+def test_an_answer_too_short_to_probe_is_audited_at_its_end():
+    """The student answers at once where the mentor would reason first: the
+    first words decide how an answer goes. Four tokens never fill a batch of
+    16, so the mentor reads them when the student ends."""
+    mentor = ScriptedBackend("mentor", " the cat sat on the mat and it is red.")
+    audited_result = audited(ScriptedBackend("student", " it is red."), mentor, audit_tokens=16)
+    assert audited_result.text.startswith(" the cat sat on")
+    assert audited_result.stats.tokens_mentor > 0
+
+
+def test_the_cosd_trigger_fires_only_where_the_student_is_unsure():
+    student, mentor = ScriptedBackend("student", STUDENT_TEXT), ScriptedBackend("mentor", MENTOR_TEXT)
+    # The scripted student is sure of every token (probability near 1): CoSD's rule never fires.
+    result = audited(student, mentor, trigger="cosd")
+    assert result.text == STUDENT_TEXT and result.stats.divergences == 0 and result.stats.audits >= 1
+
+
+def test_a_pair_with_other_tokenizers_cannot_be_audited_yet():
+    import pytest
+
+    from edge_collab.errors import IncompatiblePairError
+
+    student = ScriptedBackend("student", STUDENT_TEXT)
+    mentor = ScriptedBackend("mentor", MENTOR_TEXT, vocabulary=[*VOCABULARY, " sitt"])
+    with pytest.raises(IncompatiblePairError, match="one tokenizer"):
+        audited(student, mentor)

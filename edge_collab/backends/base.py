@@ -31,7 +31,7 @@ class BackendCounters:
     evaluated_tokens: int = 0  # tokens run through the model on the main sequence
     reevaluated_tokens: int = 0  # of those, tokens evaluated again at the same place
     branch_tokens: int = 0  # tokens evaluated on scratch branches (verifier prompts)
-    forward_calls: int = 0
+    forward_calls: int = 0  # batches evaluated, on any sequence: one per token decoded, one per batch read
     seconds: float = 0.0  # time inside the model: forward passes and cache edits
 
     def snapshot(self) -> BackendCounters:
@@ -318,6 +318,7 @@ class ModelBackend(ABC):
         state.evaluated.extend(tokens)
         state.pending = []
         state.last_logits = rows[-1]
+        self.counters.forward_calls += 1
         if state.sequence_id == MAIN_SEQUENCE:
             self.counters.evaluated_tokens += len(tokens)
         else:

@@ -222,7 +222,6 @@ class LlamaCppBackend(ModelBackend):
             if not pointer:
                 raise EdgeCollabError(f"{self.name}: llama.cpp returned no hidden state")
             self._last_hidden = np.ctypeslib.as_array(pointer, shape=(self.hidden_size,)).copy()
-        self.counters.forward_calls += 1
         self.counters.seconds += time.perf_counter() - began
         return np.stack(rows)
 

@@ -68,10 +68,14 @@ class Answer:
         self.writer.truncate(self.prompt_length + length)
         del self.sources[length:]
 
-    def finish_step(self, unit_tokens: int | None = None) -> str | None:
-        """Make all tokens final. Returns a stop reason when the answer must end
-        here ("stop" for a stop string, "repeat" for a loop), else None."""
+    def finish_step(self, upto: int | None = None) -> str | None:
+        """Make the tokens final (those before answer position `upto`, if given:
+        the audit policy keeps what the mentor has not read open to a rollback).
+        Returns a stop reason when the answer must end here ("stop" for a stop
+        string, "repeat" for a loop), else None."""
         new_tokens = self.tokens(self._final_tokens)
+        if upto is not None:
+            new_tokens = new_tokens[: max(0, upto - self._final_tokens)]
         step_start = len(self._final_bytes)
         for token in new_tokens:
             self._final_bytes += self.writer.token_bytes(token)

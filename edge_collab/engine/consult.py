@@ -21,6 +21,7 @@ from edge_collab.engine.pieces import Source
 from edge_collab.engine.run import Run
 from edge_collab.engine.sampling import TokenScore
 from edge_collab.engine.stats import GenerationStats
+from edge_collab.engine.trigger import Trigger, position_of
 from edge_collab.engine.writer import ModelWriter, Written
 from edge_collab.errors import ContextOverflowError
 from edge_collab.verifiers.base import Divergence, Verdict, needs_scores
@@ -64,6 +65,31 @@ class Consultation:
         if self._takeover:
             return self._take_over(split)
         return self._consult(word_start, split)
+
+    def unread(self) -> int:
+        """Answer tokens the mentor has not read yet (the audit policy)."""
+        return self.link.unread(len(self.answer))
+
+    def audit(self, trigger: Trigger, pressure: float) -> tuple[bool, bool]:
+        """Let the mentor read what it has not read and ask the trigger at each
+        position, in order; at the first that fires, consult there. Returns
+        (whether a segment was fetched, whether the answer ended)."""
+        try:
+            audit = self.link.audit(len(self.answer))
+        except ContextOverflowError:
+            return False, self._mentor_is_full()
+        self.stats.audits += 1
+        scores = self.writer.scores
+        assert scores is not None, "the audit policy needs the student's scores recorded"
+        offset = self.answer.prompt_length
+        for index, token in enumerate(audit.tokens):
+            position = position_of(audit.start + index, token, scores[offset + audit.start + index], audit.rows[index])
+            if trigger.score(position) > -pressure:
+                self.link.split_at(audit, index)
+                self.stats.divergences += 1
+                split = audit.start + index
+                return True, self._take_over(split) if self._takeover else self._consult(split, split)
+        return False, False
 
     def _consult(self, word_start: int, split: int) -> bool:
         """Both segments from the split; the verifier keeps one."""
@@ -116,6 +142,7 @@ class Consultation:
 
     def _keep_mentor(self, split: int, segment: Written) -> None:
         """Roll the student back to the split and append the mentor's segment."""
+        self.stats.student_discarded_tokens += len(self.answer) - split
         self.answer.rollback(split)
         self.link.adopt(segment)
         self.answer.label_new(Source.MENTOR)

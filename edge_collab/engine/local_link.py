@@ -22,9 +22,11 @@ import numpy as np
 from edge_collab.backends.base import ModelBackend
 from edge_collab.backends.seam import seam_tokens
 from edge_collab.engine.answer import Answer
+from edge_collab.engine.mentor import Audit
 from edge_collab.engine.sampling import TokenScore, score_token, token_logprobs
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import ModelWriter, Written, ends_sentence
+from edge_collab.errors import IncompatiblePairError
 
 
 def _first_mismatch(rows: np.ndarray, tokens: list[int]) -> int | None:
@@ -124,6 +126,19 @@ class LocalLink(ABC):
     def give_up(self) -> None:
         self.mentor.discard_branch()
 
+    can_audit = False
+
+    def unread(self, frontier: int) -> int:
+        return max(0, frontier - self.synced)
+
+    def audit(self, frontier: int) -> Audit:
+        raise IncompatiblePairError(
+            "audit probing needs a student and mentor with one tokenizer for now; use --probe-policy random"
+        )
+
+    def split_at(self, audit: Audit, index: int) -> None:
+        raise IncompatiblePairError("audit probing needs a student and mentor with one tokenizer for now")
+
     def count_into(self, stats: GenerationStats) -> None:
         stats.mentor_decode_tokens = self.decode_tokens
         stats.mentor_prefill_tokens = self.prefill_tokens
@@ -148,6 +163,28 @@ class LocalLink(ABC):
 class TokenLink(LocalLink):
     """Same tokenizer: ids pass as they are, and a mismatch may fall inside a
     word (the agreed tokens before it are kept)."""
+
+    can_audit = True
+
+    def audit(self, frontier: int) -> Audit:
+        """Read the answer's tokens the mentor has not seen, up to `frontier`, in
+        one batch, keeping its distribution at each of them."""
+        start = self.synced
+        tokens = self.answer.tokens(start)[: frontier - start]
+        self.mentor.truncate(self.prompt_length + start)
+        rows = self._counting_prefill(lambda: self.mentor.score(tokens)) if tokens else np.zeros((0, 0))
+        self.synced = frontier
+        return Audit(start, tokens, rows[: len(tokens)])
+
+    def split_at(self, audit: Audit, index: int) -> None:
+        """Make tokens[index] of `audit` the split: the mentor's segment starts
+        there, on a branch, and its cache keeps everything it read."""
+        self.split_row = audit.rows[index]
+        self.student_segment_logprobs = token_logprobs(audit.rows[index:], audit.tokens[index:])
+        self._first_token = int(np.argmax(audit.rows[index]))
+        self._branch_at = self.prompt_length + audit.start + index
+        self._word_end = audit.start + len(audit.tokens)
+        self._read_segment = False
 
     def as_student_tokens(self, segment: Written) -> list[int]:
         return list(segment.tokens)

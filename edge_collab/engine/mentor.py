@@ -10,6 +10,7 @@ sees these two protocols, so it never asks which kind of mentor it has.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +22,16 @@ from edge_collab.engine.sampling import TokenScore
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import Written
 from edge_collab.settings import GenerationSettings
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What one audit read: answer tokens from `start`, and the mentor's rows
+    (rows[i] is its distribution where tokens[i] was written)."""
+
+    start: int
+    tokens: list[int]
+    rows: np.ndarray
 
 
 class MentorLink(Protocol):
@@ -63,6 +74,23 @@ class MentorLink(Protocol):
 
     def give_up(self) -> None:
         """The mentor has no room left: drop whatever it has open; the student goes on alone."""
+        ...
+
+    @property
+    def can_audit(self) -> bool:
+        """Whether it can read the answer in batches for the audit policy."""
+        ...
+
+    def unread(self, frontier: int) -> int:
+        """Answer tokens before `frontier` that the mentor has not read."""
+        ...
+
+    def audit(self, frontier: int) -> Audit:
+        """Read the answer tokens not yet read, up to answer position `frontier`, in one batch."""
+        ...
+
+    def split_at(self, audit: Audit, index: int) -> None:
+        """Part the branches at tokens[index] of `audit`: the next mentor segment starts there."""
         ...
 
     def count_into(self, stats: GenerationStats) -> None:

@@ -75,3 +75,25 @@ class UncertaintyProbePolicy:
     def should_probe(self, signal: StepSignal | None, pressure: float) -> bool:
         assert signal is not None
         return signal.entropy >= self.level(pressure)
+
+
+class AuditPolicy:
+    """The mentor reads the answer in batches of `tokens` and a trigger
+    (engine/trigger.py) decides where to fetch its segment; no word is probed
+    on its own. Pressure p lowers the trigger's bar by p nats."""
+
+    needs_signal = False
+
+    def __init__(self, tokens: int, threshold: float):
+        self.tokens = tokens
+        self.threshold = threshold
+
+    def level(self, pressure: float) -> float:
+        return self.threshold - pressure
+
+    def should_probe(self, signal: StepSignal | None, pressure: float) -> bool:
+        return False
+
+    def due(self, unread: int) -> bool:
+        """Whether the mentor should read now."""
+        return unread >= self.tokens

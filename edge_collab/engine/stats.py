@@ -15,6 +15,7 @@ class GenerationStats:
     tokens_mentor: int = 0  # answer tokens that came from adopted mentor segments
     mentor_share: float = 0.0  # tokens_mentor / tokens_total
     probes: int = 0
+    audits: int = 0  # batches the mentor read under the audit policy
     divergences: int = 0
     adoptions: int = 0
     verifier_calls: int = 0
@@ -25,6 +26,8 @@ class GenerationStats:
     student_decode_tokens: int = 0  # tokens the student wrote, kept or not
     verifier_eval_tokens: int = 0  # tokens evaluated on scratch branches for verifier prompts
     reevaluated_tokens: int = 0  # tokens either model evaluated a second time at the same place
+    student_discarded_tokens: int = 0  # student tokens dropped when a mentor segment replaced them
+    mentor_forward_passes: int = 0  # the mentor's forward passes: one per batch read or token decoded
     mentor_round_trips: int = 0  # remote mentor: requests sent (retries included)
     mentor_network_s: float = 0.0  # remote mentor: time waiting on the network and the server
     mentor_failures: int = 0  # remote mentor: failed requests (time-outs, HTTP errors, bad replies)

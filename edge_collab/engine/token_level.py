@@ -208,4 +208,5 @@ class TokenLevelLoop:
         stats.student_decode_tokens = answer.final_tokens - answer.mentor_tokens
         stats.reevaluated_tokens = student.reevaluated_tokens + mentor.reevaluated_tokens
         stats.student_s, stats.mentor_s = student.seconds, mentor.seconds
+        stats.mentor_forward_passes = mentor.forward_calls
         stats.finish()

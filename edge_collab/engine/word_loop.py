@@ -22,11 +22,18 @@ from edge_collab.backends.base import BackendCounters, ModelBackend
 from edge_collab.engine.answer import Answer
 from edge_collab.engine.consult import Consultation
 from edge_collab.engine.pieces import Piece, Source
-from edge_collab.engine.probe_policy import ProbePolicy, RandomProbePolicy, UncertaintyProbePolicy, step_signal
+from edge_collab.engine.probe_policy import (
+    AuditPolicy,
+    ProbePolicy,
+    RandomProbePolicy,
+    UncertaintyProbePolicy,
+    step_signal,
+)
 from edge_collab.engine.result import GenerationResult
 from edge_collab.engine.run import Run
 from edge_collab.engine.sampling import TokenChooser
 from edge_collab.engine.stats import GenerationStats
+from edge_collab.engine.trigger import trigger_for
 from edge_collab.engine.writer import ModelWriter
 from edge_collab.errors import ContextOverflowError
 from edge_collab.verifiers.base import Verdict, is_graded, needs_scores
@@ -76,7 +83,7 @@ class WordLoop:
             stop_reason = "context"  # the answer filled the context: keep what was written
             self.student.discard_branch()
             answer.label_new(self.source)
-            answer.finish_step()
+        stop_reason = self._finish(answer) or stop_reason  # what an audit had still kept open
         yield from self._emit(answer, final=True)
         self.stats.probe_level = self._policy.level(self._probe_pressure)
         self.stats.budget_pressure = self._pressure
@@ -90,13 +97,18 @@ class WordLoop:
         self.backend.reset_to(self.prompt)
         answer = Answer(self.backend, len(self.prompt), settings.stop, settings.repeat_guard)
         record_scores = needs_scores(self.run.verifier)
-        writer = ModelWriter(self.backend, TokenChooser(settings.temperature, self._rngs["writer"]), record_scores)
+        auditing = settings.probe_policy == "audit" and self.consults is not None
+        chooser = TokenChooser(settings.temperature, self._rngs["writer"])
+        writer = ModelWriter(self.backend, chooser, record_scores or auditing)  # a trigger reads the student's scores
         self._policy = self._probe_policy()
+        self._trigger = trigger_for(settings)
         may_probe = settings.probe_rate > 0 or settings.probe_policy != "random" or self.run.budget is not None
         if self.consults is not None and may_probe:
             mentor, prompt = self.run.mentor, self.run.prompts.mentor
             assert mentor is not None and prompt is not None
             link = mentor.open_link(answer, prompt, settings, self._rngs["mentor"], record_scores)
+            if auditing and not link.can_audit:
+                link.audit(0)  # says, in one line, why this pair cannot be audited
             self._consultation = Consultation(
                 self.run, link, answer, writer, self.stats, self._adopts, takeover=self.consults == "takeover"
             )
@@ -112,21 +124,36 @@ class WordLoop:
         # The signal reads the logits the writer is about to use: no extra evaluation.
         signal = step_signal(self.backend.next_logits()) if consultation and self._policy.needs_signal else None
         word = writer.word(settings.word_extra_tokens)  # propose
-        if word.ended:
+        if word.ended and not self._audit_due(consultation, at_end=True):  # the last words are audited too
             return "eos"
         answer.label_new(self.source)
         stop_reason = None
-        if consultation is not None and self._policy.should_probe(signal, self._probe_pressure):  # decide
+        if self._audit_due(consultation, at_end=word.ended):  # decide: the mentor reads a batch
+            assert consultation is not None
+            fetched, ended = consultation.audit(self._trigger, self._probe_pressure)  # audit, consult, verify
+            stop_reason = "eos" if ended or (word.ended and not fetched) else None
+        elif consultation is not None and self._policy.should_probe(signal, self._probe_pressure):  # decide
             ended = consultation.at_word(word_start, word.tokens)  # probe, consult, verify
             stop_reason = "eos" if ended else None
         if len(answer) > settings.max_new_tokens:
             answer.trim_to(settings.max_new_tokens)
             stop_reason = "length"
+        return self._finish(answer, self._read_so_far(answer)) or stop_reason
+
+    def _finish(self, answer: Answer, upto: int | None = None) -> str | None:
+        """Make the step's tokens final (those before `upto`) and tell the budget."""
         final_before, mentor_before = answer.final_tokens, answer.mentor_tokens
-        stop_reason = answer.finish_step() or stop_reason
+        stop_reason = answer.finish_step(upto)
         if self.run.budget is not None:
             self.run.budget.update(answer.final_tokens - final_before, answer.mentor_tokens - mentor_before)
         return stop_reason
+
+    def _read_so_far(self, answer: Answer) -> int | None:
+        """Under the audit policy, tokens stay open to a rollback (not final, not
+        shown) until the mentor has read them; None: all are final at once."""
+        if self._consultation is None or not self._consultation.active or not isinstance(self._policy, AuditPolicy):
+            return None
+        return len(answer) - self._consultation.unread()
 
     def _emit(self, answer: Answer, final: bool) -> Iterator[Piece]:
         for piece in answer.emit(final=final):
@@ -150,7 +177,16 @@ class WordLoop:
             return verdict.adopt_mentor
         return verdict.lean + self._pressure > 0.0
 
+    def _audit_due(self, consultation: Consultation | None, at_end: bool) -> bool:
+        """Under the audit policy: whether the mentor reads now (a full batch, or what is left at the end)."""
+        if consultation is None or not isinstance(self._policy, AuditPolicy):
+            return False
+        unread = consultation.unread()
+        return unread > 0 if at_end else self._policy.due(unread)
+
     def _probe_policy(self) -> ProbePolicy:
+        if self.settings.probe_policy == "audit":
+            return AuditPolicy(self.settings.audit_tokens, self.settings.trigger_threshold)
         if self.settings.probe_policy == "uncertainty":
             return UncertaintyProbePolicy(self.settings.uncertainty_threshold)
         return RandomProbePolicy(self.settings.probe_rate, self._rngs["probe"])
@@ -187,6 +223,7 @@ class WordLoop:
     def _fill_mentor_stats(self, writer: ModelWriter, mentor: BackendCounters) -> None:
         stats = self.stats
         stats.mentor_s = mentor.seconds
+        stats.mentor_forward_passes = mentor.forward_calls
         if self.run.mentor is not None and self.run.mentor.backend is not self.student:
             stats.reevaluated_tokens += mentor.reevaluated_tokens
         if self.by_mentor:

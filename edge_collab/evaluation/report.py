@@ -59,8 +59,10 @@ class Run:
         if method != "collab":
             return method
         h = self.header
-        uncertain = self.probe_policy == "uncertainty"
-        probing = f"H≥{h['uncertainty_threshold']:g}" if uncertain else f"ρ={h['probe_rate']:g}"
+        probing = {
+            "uncertainty": lambda: f"H≥{h['uncertainty_threshold']:g}",
+            "audit": lambda: f"audit B={h['audit_tokens']} {h['trigger']}>{h['trigger_threshold']:g}",
+        }.get(self.probe_policy, lambda: f"ρ={h['probe_rate']:g}")()
         # A learned verifier's name says nothing of its weights; its file's hash does.
         verifier = f"{h['verifier']}@{h['verifier_sha256'][:6]}" if "verifier_sha256" in h else h["verifier"]
         return f"collab {probing} k={h['segment_tokens']} {verifier}{budget}"

@@ -88,8 +88,17 @@ def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSe
             header["verifier_sha256"] = hashlib.sha256(pair.verifier_file.read_bytes()).hexdigest()[:12]
     # Added after the first results were recorded: left out at their defaults
     # so those results keep their file names.
-    if spec.probes and settings.probe_policy != "random":
+    if spec.probes and settings.probe_policy == "uncertainty":
         header |= {"probe_policy": settings.probe_policy, "uncertainty_threshold": settings.uncertainty_threshold}
+    if spec.probes and settings.probe_policy == "audit":
+        header |= {
+            "probe_policy": "audit",
+            "audit_tokens": settings.audit_tokens,
+            "trigger": settings.trigger,
+            "trigger_threshold": settings.trigger_threshold,
+        }
+        if settings.trigger == "cosd":
+            header |= {"cosd_alpha": settings.cosd_alpha, "cosd_beta": settings.cosd_beta}
     if spec.probes and settings.mentor_budget is not None:
         header["mentor_budget"] = settings.mentor_budget
     return header
@@ -136,6 +145,9 @@ def _item_record(item: Item, method: str, reply_text: str, stats, graded, questi
         "mentor_s": stats.mentor_s,
         "stop_reason": stats.stop_reason,
         "probe_level": stats.probe_level,
+        "audits": stats.audits,
+        "mentor_forward_passes": stats.mentor_forward_passes,
+        "student_discarded_tokens": stats.student_discarded_tokens,
         "hit_cap": stats.stop_reason == "length",
         "text": reply_text,
     }

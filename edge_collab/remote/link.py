@@ -33,10 +33,11 @@ import numpy as np
 
 from edge_collab.backends.base import BackendCounters
 from edge_collab.engine.answer import Answer
+from edge_collab.engine.mentor import Audit
 from edge_collab.engine.sampling import TokenScore
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import Written, ends_sentence
-from edge_collab.errors import MentorUnavailableError
+from edge_collab.errors import IncompatiblePairError, MentorUnavailableError
 from edge_collab.remote.breaker import CircuitBreaker
 from edge_collab.remote.client import Completion, CompletionClient
 
@@ -200,6 +201,17 @@ class RemoteLink:
 
     def give_up(self) -> None:
         """Nothing is open here: the server owns the cache."""
+
+    can_audit = False
+
+    def unread(self, frontier: int) -> int:
+        return 0  # the server reads the whole prompt at every request
+
+    def audit(self, frontier: int) -> Audit:
+        raise IncompatiblePairError("audit probing needs a mentor in process for now; use --probe-policy random")
+
+    def split_at(self, audit: Audit, index: int) -> None:
+        raise IncompatiblePairError("audit probing needs a mentor in process for now")
 
     def count_into(self, stats: GenerationStats) -> None:
         stats.mentor_decode_tokens = self.decode_tokens
