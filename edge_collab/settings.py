@@ -192,9 +192,7 @@ class GenerationSettings:
     uncertainty_threshold: float = option(
         1.0, "Entropy (nats) at which the uncertainty policy probes.", low=0.0, high=20.0
     )
-    audit_tokens: int = option(
-        8, "audit: the mentor reads the answer in batches of this many tokens.", low=1, high=256
-    )
+    audit_tokens: int = option(8, "audit: the mentor reads the answer in batches of this many tokens.", low=1, high=256)
     trigger: str = option(
         "mentor-prefers",
         "audit: where to fetch a mentor segment. mentor-prefers: where the mentor prefers its own token to the "

@@ -126,9 +126,9 @@ def test_report_builds_tables_and_plots(tiny_paths, small_task, tmp_path):
     assert report.exit_code == 0, report.output
     assert "| small | student | 6 |" in report.output
     assert "student → collab" in report.output
-    for name in ("report.md", "accuracy_vs_mentor_share.png", "throughput.png"):
+    for name in ("report.md", "accuracy_vs_mentor_seconds.png", "throughput.png"):
         assert (out / name).stat().st_size > 0
-    assert (out / "accuracy_vs_mentor_share.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "accuracy_vs_mentor_seconds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     lines = CliRunner().invoke(cli, ["report", str(out), "--json"]).output.splitlines()
     assert [json.loads(line)["method"] for line in lines] == ["student", "mentor", "collab"]
     again = run_eval(tiny_paths, small_task, out, "--method", "student", "--json")

@@ -17,19 +17,22 @@ from edge_collab.evaluation.bench import BENCH_PROMPTS, run_bench
 def _table(report: dict[str, Any]) -> str:
     lines = [
         "| method | tokens/s | overhead | mentor share | student eval / ideal | re-evaluated "
-        "| mentor decode | mentor prefill | stops |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| mentor decode | mentor prefill | mentor passes | mentor s | student tokens discarded | stops |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, r in report["methods"].items():
         ratio = r["student_eval_vs_ideal"]
         lines.append(
             f"| {method} | {r['tokens_per_s']:.1f} | {r['overhead_fraction']:.1%} | {r['mentor_share']:.1%} | "
             f"{'-' if ratio is None else f'{ratio:.3f}'} | {r['reevaluated_tokens']} | {r['mentor_decode_tokens']} | "
-            f"{r['mentor_prefill_tokens']} | {', '.join(f'{k} {v}' for k, v in sorted(r['stop_reasons'].items()))} |"
+            f"{r['mentor_prefill_tokens']} | {r['mentor_forward_passes']} | {r['mentor_s']:.1f} | "
+            f"{r['student_discarded_tokens']} | {', '.join(f'{k} {v}' for k, v in sorted(r['stop_reasons'].items()))} |"
         )
     lines.append("")
     speed, memory = report["collab_vs_student_speed"], report["peak_rss_mib"]
     lines.append(f"collab / student-alone tokens/s: {speed:.2f}; peak RSS {memory:.0f} MiB")
+    if report["collab_vs_paper_loop_speed"] is not None:
+        lines.append(f"collab / the paper's loop (random probes) tokens/s: {report['collab_vs_paper_loop_speed']:.2f}")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from edge_collab.engine.result import GenerationResult
 from edge_collab.pair import CollabPair
+from edge_collab.settings import GenerationSettings
 
 BENCH_PROMPTS = (
     "A shop sells pencils at 3 for $1. How much do 27 pencils cost? Think step by step.",
@@ -33,6 +34,8 @@ class MethodTotals:
     mentor_decode_tokens: int = 0
     mentor_prefill_tokens: int = 0
     reevaluated_tokens: int = 0
+    discarded_tokens: int = 0  # student tokens dropped when a mentor segment replaced them
+    mentor_forward_passes: int = 0
     probes: int = 0
     adoptions: int = 0
     stop_reasons: dict[str, int] = field(default_factory=dict)
@@ -51,6 +54,8 @@ class MethodTotals:
         self.mentor_decode_tokens += s.mentor_decode_tokens
         self.mentor_prefill_tokens += s.mentor_prefill_tokens
         self.reevaluated_tokens += s.reevaluated_tokens
+        self.discarded_tokens += s.student_discarded_tokens
+        self.mentor_forward_passes += s.mentor_forward_passes
         self.probes += s.probes
         self.adoptions += s.adoptions
         self.stop_reasons[s.stop_reason] = self.stop_reasons.get(s.stop_reason, 0) + 1
@@ -72,6 +77,9 @@ class MethodTotals:
                 self.student_eval_tokens / self.student_ideal_tokens if self.student_ideal_tokens else None
             ),
             "reevaluated_tokens": self.reevaluated_tokens,
+            "student_discarded_tokens": self.discarded_tokens,
+            "mentor_forward_passes": self.mentor_forward_passes,
+            "mentor_s": self.mentor_s,
             "mentor_decode_tokens": self.mentor_decode_tokens,
             "mentor_prefill_tokens": self.mentor_prefill_tokens,
             "probes": self.probes,
@@ -85,6 +93,23 @@ def peak_rss_mib() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
+PAPER_LOOP = "collab, random probes"
+
+
+def bench_rows(settings: GenerationSettings) -> dict[str, dict[str, object]]:
+    """The rows of the benchmark and what each changes: one model alone, collab
+    as set, and, when collab is set to another probe policy, the paper's loop
+    (random word probes) beside it, so the two are measured in the same run."""
+    rows: dict[str, dict[str, object]] = {
+        "student": {"method": "student"},
+        "mentor": {"method": "mentor"},
+        "collab": {"method": "collab"},
+    }
+    if settings.probe_policy != "random":
+        rows[PAPER_LOOP] = {"method": "collab", "probe_policy": "random"}
+    return rows
+
+
 def run_bench(
     pair: CollabPair,
     prompts: Sequence[str] = BENCH_PROMPTS,
@@ -93,20 +118,18 @@ def run_bench(
 ) -> dict[str, object]:
     """Run every method on every prompt with a cold cache each time (so evaluated
     token counts compare with the ideal) and return the report."""
-    order = ("student", "mentor", "collab")
-    totals = {mode: MethodTotals(mode) for mode in order}
+    rows = bench_rows(pair.settings)
+    totals = {name: MethodTotals(name) for name in rows}
     for index, prompt in enumerate(prompts):
-        for mode in order:
+        for name, overrides in rows.items():
             pair.student.truncate(0)
-            if mode != "student" and pair.mentor.backend is not None:
+            if name != "student" and pair.mentor.backend is not None:
                 pair.mentor.backend.truncate(0)
-            result = pair.generate(prompt, method=mode)
-            totals[mode].add(result)
-            on_answer(mode, index, result)
-    reports = {mode: totals[mode].report() for mode in order}
-    student_speed = reports["student"]["tokens_per_s"]
-    collab_speed = reports["collab"]["tokens_per_s"]
-    assert isinstance(student_speed, float) and isinstance(collab_speed, float)
+            result = pair.generate(prompt, stream=False, **overrides)
+            totals[name].add(result)
+            on_answer(name, index, result)
+    reports = {name: totals[name].report() for name in rows}
+    speed = {name: float(report["tokens_per_s"]) for name, report in reports.items()}  # type: ignore[arg-type]
     settings = pair.settings
     return {
         "student": pair.student.name,
@@ -117,9 +140,13 @@ def run_bench(
             "max_new_tokens": settings.max_new_tokens,
             "seed": settings.seed,
             "verifier": pair.verifier_name,
+            "probe_policy": settings.probe_policy,
+            "audit_tokens": settings.audit_tokens,
+            "trigger": settings.trigger,
         },
         "prompts": len(prompts),
         "methods": reports,
-        "collab_vs_student_speed": collab_speed / student_speed if student_speed else None,
+        "collab_vs_student_speed": speed["collab"] / speed["student"] if speed["student"] else None,
+        "collab_vs_paper_loop_speed": (speed["collab"] / speed[PAPER_LOOP] if speed.get(PAPER_LOOP) else None),
         "peak_rss_mib": peak_rss_mib(),
     }

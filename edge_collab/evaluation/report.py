@@ -11,7 +11,6 @@ from edge_collab.engine.methods import METHODS
 from edge_collab.errors import EdgeCollabError
 from edge_collab.evaluation.runner import read_results
 from edge_collab.plotting import pyplot
-from edge_collab.verifiers.fixed import FIXED_VERIFIERS
 
 METHOD_COLOURS = {
     "student": "tab:blue",
@@ -143,20 +142,30 @@ def run_summary(run: Run) -> dict[str, object]:
 def results_table(runs: Sequence[Run]) -> str:
     lines = [
         "| task | method | items | accuracy % (95% CI) | mentor share % | mentor decode / answer token "
-        "| tokens/s | s/item | mentor s/item | hit cap % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| mentor read / answer token | mentor passes / answer token | tokens/s | s/item | mentor s/item | hit cap % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         n = len(run.items)
         low, high = wilson_interval(int(run.total("correct")), n)
         tokens, seconds = run.total("tokens_total"), run.total("seconds")
         decode_ratio = run.total("mentor_decode_tokens") / tokens if tokens else 0.0
+        read_ratio = run.total("mentor_prefill_tokens") / tokens if tokens else 0.0
         lines.append(
             f"| {run.task} | {run.label} | {n} | {_percent(run.accuracy)} ({_percent(low)}–{_percent(high)}) "
-            f"| {_percent(run.mentor_share)} | {decode_ratio:.2f} | {tokens / seconds if seconds else 0:.1f} "
+            f"| {_percent(run.mentor_share)} | {decode_ratio:.2f} | {read_ratio:.2f} | {_passes(run, tokens)} "
+            f"| {tokens / seconds if seconds else 0:.1f} "
             f"| {seconds / n:.1f} | {run.total('mentor_s') / n:.1f} | {_percent(run.total('hit_cap') / n)} |"
         )
     return "\n".join(lines)
+
+
+def _passes(run: Run, tokens: float) -> str:
+    """The mentor's forward passes per answer token: one per token it decoded
+    and one per batch it read (recorded since the audit policy came; "-" before)."""
+    if not tokens or any("mentor_forward_passes" not in record for record in run.items.values()):
+        return "-"
+    return f"{run.total('mentor_forward_passes') / tokens:.2f}"
 
 
 @dataclass(frozen=True)
@@ -234,48 +243,79 @@ def _comparison_pairs(runs: Sequence[Run], student: Run | None, mentor: Run | No
     return pairs
 
 
-def plot_accuracy_vs_share(runs: Sequence[Run], path: Path) -> None:
-    plt = pyplot()
+# The series of the accuracy plot, at most eight a panel: each method once,
+# collab twice (probing words, or auditing every token), the two models alone as one.
+SERIES = {
+    "student": ("one model alone", "o", "tab:blue"),
+    "mentor": ("one model alone", "s", "tab:blue"),
+    "cosd": ("cosd", "^", "tab:purple"),
+    "nudging": ("nudging", "<", "tab:brown"),
+    "rstitch": ("rstitch", ">", "tab:pink"),
+    "average": ("average", "P", "tab:olive"),
+    "takeover": ("takeover", "v", "tab:red"),
+}
 
+
+def _series(run: Run) -> tuple[str, str, str]:
+    method = str(run.header["method"])
+    if method != "collab":
+        return SERIES.get(method, (method, "x", "tab:grey"))
+    if run.probe_policy == "audit":
+        return "collab, audit probing", "X", "darkgreen"
+    return "collab, word probes", "D", "tab:green"
+
+
+def _short_label(run: Run) -> str:
+    """The run's label without what its series already says."""
+    method = str(run.header["method"])
+    if method in ("student", "mentor"):
+        return method
+    label = run.label.removeprefix(method).strip()
+    return label.replace("always-mentor", "always-m").replace("budget ", "b")
+
+
+def _plotted(run: Run) -> bool:
+    """Of collab's word-probing variants, the paper's loop and the default
+    (self verifier, random probes, k = 16) stand for the rest in the plot; the
+    table has every run."""
+    h = run.header
+    if h["method"] != "collab" or run.probe_policy == "audit":
+        return True
+    return run.probe_policy == "random" and h.get("verifier") == "self" and h.get("segment_tokens") == 16
+
+
+def plot_accuracy_vs_mentor_seconds(runs: Sequence[Run], path: Path) -> None:
+    """Accuracy against the mentor's compute per item, one panel per task: the
+    fair cost across methods (a token-level method's small "share" still has
+    the mentor read every token it is asked about, one at a time)."""
+    plt = pyplot()
+    runs = [run for run in runs if _plotted(run)]
     tasks = list(dict.fromkeys(r.task for r in runs))
-    most = max(sum(r.task == task for r in runs) for task in tasks)
-    # Legends go under the axes: with a dozen runs per task, inside they hide the points.
-    figure, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6 + 0.17 * most), squeeze=False)
-    markers = {
-        "student": "o",
-        "mentor": "s",
-        "collab": "D",
-        "takeover": "v",
-        "cosd": "^",
-        "nudging": "<",
-        "rstitch": ">",
-        "average": "P",
-    }
-    for axis, task in zip(axes[0], tasks, strict=True):
+    figure, axes = plt.subplots(len(tasks), 1, figsize=(8.5, 4.2 * len(tasks)), squeeze=False)
+    for axis, task in zip(axes[:, 0], tasks, strict=True):
+        shown: set[str] = set()
         for run in (r for r in runs if r.task == task):
             n = len(run.items)
             low, high = wilson_interval(int(run.total("correct")), n)
-            method = str(run.header["method"])
-            marker, colour = markers.get(method, "^"), METHOD_COLOURS.get(method, "tab:grey")
-            if method == "collab" and not run.is_fixed_loop:
-                # Variants: the marker tells the probe policy, the colour whether a verifier judges.
-                marker = "X" if run.probe_policy != "random" else "*"
-                colour = "goldenrod" if run.header.get("verifier", "self") in FIXED_VERIFIERS else "darkgreen"
+            series, marker, colour = _series(run)
+            x, y = run.total("mentor_s") / n, 100 * run.accuracy
             axis.errorbar(
-                100 * run.mentor_share,
-                100 * run.accuracy,
-                yerr=[[100 * (run.accuracy - low)], [100 * (high - run.accuracy)]],
+                x,
+                y,
+                yerr=[[y - 100 * low], [100 * high - y]],
                 fmt=marker,
                 color=colour,
                 capsize=3,
-                label=f"{run.label} (n={n})",
+                alpha=0.85,
+                label=None if series in shown else series,
             )
-        axis.set_title(task)
-        axis.set_xlabel("mentor share of answer tokens (%)")
+            shown.add(series)
+            axis.annotate(_short_label(run), (x, y), fontsize=6, xytext=(4, 3), textcoords="offset points")
+        axis.set_title(f"{task} ({max(len(r.items) for r in runs if r.task == task)} items)")
+        axis.set_xlabel("mentor seconds per item (its compute, whatever it wrote)")
         axis.set_ylabel("accuracy (%)")
-        axis.set_xlim(-5, 105)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+        axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     figure.tight_layout()
     figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
@@ -342,7 +382,7 @@ def write_report(folders: Sequence[Path], out: Path) -> tuple[str, list[Path]]:
         ["## Results", results_table(runs), "## Pairwise comparison on common items", comparison_table(runs)]
     )
     (out / "report.md").write_text(markdown + "\n", encoding="utf-8")
-    plots = [out / "accuracy_vs_mentor_share.png", out / "throughput.png"]
-    plot_accuracy_vs_share(runs, plots[0])
+    plots = [out / "accuracy_vs_mentor_seconds.png", out / "throughput.png"]
+    plot_accuracy_vs_mentor_seconds(runs, plots[0])
     plot_throughput(runs, plots[1])
     return markdown, plots
