@@ -170,3 +170,13 @@ def test_a_pair_with_other_tokenizers_cannot_be_audited_yet():
     mentor = ScriptedBackend("mentor", MENTOR_TEXT, vocabulary=[*VOCABULARY, " sitt"])
     with pytest.raises(IncompatiblePairError, match="one tokenizer"):
         audited(student, mentor)
+
+
+def test_a_verifier_that_always_takes_the_mentor_s_segment_spares_the_student_writing_its_own():
+    student, mentor = ScriptedBackend("student", STUDENT_TEXT), ScriptedBackend("mentor", MENTOR_TEXT)
+    judged = audited(student, mentor, Spy(adopt=True), max_new_tokens=9)
+    taken = audited(ScriptedBackend("student", STUDENT_TEXT), ScriptedBackend("mentor", MENTOR_TEXT), max_new_tokens=9)
+    assert taken.text == judged.text
+    # At the first fetch the judged run wrote "ing on the mat" to show the verifier; the taken run only "ing".
+    assert judged.stats.student_discarded_tokens - taken.stats.student_discarded_tokens == 3
+    assert taken.stats.verifier_calls == 0 and judged.stats.verifier_calls == judged.stats.divergences

@@ -24,7 +24,7 @@ from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.trigger import Trigger, position_of
 from edge_collab.engine.writer import ModelWriter, Written
 from edge_collab.errors import ContextOverflowError
-from edge_collab.verifiers.base import Divergence, Verdict, needs_scores
+from edge_collab.verifiers.base import Divergence, Verdict, fixed_choice, needs_scores
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class Consultation:
 
     def _consult(self, word_start: int, split: int) -> bool:
         """Both segments from the split; the verifier keeps one."""
+        if fixed_choice(self.run.verifier) is True:
+            return self._take_mentor(split, self.run.settings.segment_tokens)
         k = self.run.settings.segment_tokens
         # The student's segment is k tokens from the split, or the rest of its
         # word if that is longer: cutting inside the word would throw away
@@ -150,8 +152,12 @@ class Consultation:
 
     def _take_over(self, split: int) -> bool:
         """Baseline: the mentor writes from the split to the end of the sentence, always kept."""
+        return self._take_mentor(split, TAKEOVER_MAX_TOKENS, until_sentence_end=True)
+
+    def _take_mentor(self, split: int, count: int, until_sentence_end: bool = False) -> bool:
+        """The mentor's segment, kept without a verdict (the student's would be dropped unread)."""
         try:
-            segment = self.link.mentor_segment(TAKEOVER_MAX_TOKENS, until_sentence_end=True)
+            segment = self.link.mentor_segment(count, until_sentence_end=until_sentence_end)
         except ContextOverflowError:
             return self._mentor_is_full()
         self._keep_mentor(split, segment)

@@ -45,6 +45,15 @@ def is_graded(verifier: object) -> bool:
     return bool(getattr(verifier, "graded", False))
 
 
+def fixed_choice(verifier: object) -> bool | None:
+    """True or False for a verifier whose choice is known before it sees the
+    segments (class attribute `fixed_choice`: always the mentor's, always the
+    student's); None for one that judges. The engine then writes only the
+    segment that will be kept."""
+    choice = getattr(verifier, "fixed_choice", None)
+    return choice if isinstance(choice, bool) else None
+
+
 def needs_scores(verifier: object) -> bool:
     """Whether the engine must compute `Divergence.scores` for this verifier."""
     return bool(getattr(verifier, "needs_scores", False))

@@ -10,6 +10,8 @@ from edge_collab.verifiers.base import Divergence, Verdict, Verifier
 class AlwaysMentor:
     """Adopt every mentor segment (an upper bound on mentor share)."""
 
+    fixed_choice = True
+
     def choose(self, divergence: Divergence) -> Verdict:
         return Verdict(adopt_mentor=True)
 
