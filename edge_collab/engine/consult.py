@@ -21,10 +21,11 @@ from edge_collab.engine.pieces import Source
 from edge_collab.engine.run import Run
 from edge_collab.engine.sampling import TokenScore
 from edge_collab.engine.stats import GenerationStats
-from edge_collab.engine.trigger import Trigger, position_of
+from edge_collab.engine.trigger import Trigger
 from edge_collab.engine.writer import ModelWriter, Written
 from edge_collab.errors import ContextOverflowError
 from edge_collab.verifiers.base import Divergence, Verdict, fixed_choice, needs_scores
+from edge_collab.verifiers.features import Position, position_of
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +50,14 @@ class Consultation:
         self._adopts = adopts
         self._takeover = takeover
         self._wants_scores = needs_scores(run.verifier)
+        self._fired_at: Position | None = None  # where the last trigger fired (the audit policy)
         self.active = True
 
     def at_word(self, word_start: int, word: list[int]) -> bool:
         """Probe the word (answer tokens from `word_start`) and, where the
         mentor would have written otherwise, consult. Returns whether the answer ended."""
         self.stats.probes += 1
+        self._fired_at = None
         try:
             split = self.link.probe(word_start, word)
         except ContextOverflowError:
@@ -85,6 +88,7 @@ class Consultation:
         for index, token in enumerate(audit.tokens):
             position = position_of(audit.start + index, token, scores[offset + audit.start + index], audit.rows[index])
             if trigger.score(position) > -pressure:
+                self._fired_at = position
                 self.link.split_at(audit, index)
                 self.stats.divergences += 1
                 split = audit.start + index
@@ -130,6 +134,7 @@ class Consultation:
             answer_start=answer.prompt_length + answer.final_tokens,
             student_text=student.detokenize(answer.tokens(split)).decode("utf-8", errors="replace"),
             mentor_text=self.link.mentor_text(mentor_segment).decode("utf-8", errors="replace"),
+            position=self._fired_at,
         )
         if mentor_scores is not None:
             scores = divergence_scores(

@@ -13,48 +13,10 @@ verifier), lowers or raises the bar by its pressure.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-
-from edge_collab.engine.sampling import TokenScore, log_softmax
 from edge_collab.settings import GenerationSettings
-
-
-@dataclass(frozen=True)
-class Position:
-    """Both models' view of one answer position."""
-
-    index: int  # answer position (0: the first token of the answer)
-    student_token: int
-    student: TokenScore  # the student's log-probability of its token, entropy and margin there
-    mentor_token: int  # the mentor's greedy choice there
-    mentor_top_logprob: float
-    mentor_student_logprob: float  # the mentor's log-probability of the student's token
-    mentor_entropy: float
-    mentor_margin: float
-
-    @property
-    def agree(self) -> bool:
-        return self.mentor_token == self.student_token
-
-
-def position_of(index: int, student_token: int, student: TokenScore, mentor_row: np.ndarray) -> Position:
-    logprobs = log_softmax(mentor_row)
-    probabilities = np.exp(logprobs)
-    top = int(np.argmax(logprobs))
-    top_two = np.partition(probabilities, -2)[-2:]
-    return Position(
-        index=index,
-        student_token=student_token,
-        student=student,
-        mentor_token=top,
-        mentor_top_logprob=float(logprobs[top]),
-        mentor_student_logprob=float(logprobs[student_token]),
-        mentor_entropy=float(-(probabilities * logprobs).sum()),
-        mentor_margin=float(top_two[1] - top_two[0]),
-    )
+from edge_collab.verifiers.features import Position
 
 
 class Trigger(Protocol):

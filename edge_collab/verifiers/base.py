@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from edge_collab.verifiers.features import DivergenceScores
+from edge_collab.verifiers.features import DivergenceScores, Position
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class Divergence:
     student_text / mentor_text: segment A (student) and segment B (mentor).
     scores: both models' view of both segments, computed only for verifiers
         that ask for it (`needs_scores`).
+    position: under the audit policy, what the trigger saw where it fired.
     """
 
     prefix_length: int
@@ -24,6 +25,7 @@ class Divergence:
     student_text: str
     mentor_text: str
     scores: DivergenceScores | None = None
+    position: Position | None = None
 
 
 @dataclass(frozen=True)

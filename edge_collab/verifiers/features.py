@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_collab.engine.sampling import TokenScore, log_softmax
+
 FEATURE_SET_VERSION = 1
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -76,3 +78,69 @@ def feature_vector(scores: DivergenceScores) -> np.ndarray:
         float(scores.adoptions_so_far),
     ]
     return np.asarray(values, dtype=np.float32)
+
+
+# What a trigger sees at one answer position (engine/trigger.py): both models'
+# view of the token written there. A learned trigger reads these, in this order.
+POSITION_FEATURE_NAMES: tuple[str, ...] = (
+    "student_logprob",  # of the token it wrote
+    "student_entropy",
+    "student_margin",
+    "mentor_top_logprob",
+    "mentor_student_logprob",  # the mentor's log-probability of the student's token
+    "mentor_prefers",  # mentor_top_logprob - mentor_student_logprob (0 where they agree)
+    "mentor_entropy",
+    "mentor_margin",
+    "agree",
+    "answer_position",  # tokens into the answer, / 512
+)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Both models' view of one answer position."""
+
+    index: int  # answer position (0: the first token of the answer)
+    student_token: int
+    student: TokenScore  # the student's log-probability of its token, entropy and margin there
+    mentor_token: int  # the mentor's greedy choice there
+    mentor_top_logprob: float
+    mentor_student_logprob: float  # the mentor's log-probability of the student's token
+    mentor_entropy: float
+    mentor_margin: float
+
+    @property
+    def agree(self) -> bool:
+        return self.mentor_token == self.student_token
+
+    def vector(self) -> np.ndarray:
+        values = [
+            max(self.student.logprob, _FLOOR),
+            self.student.entropy,
+            self.student.margin,
+            max(self.mentor_top_logprob, _FLOOR),
+            max(self.mentor_student_logprob, _FLOOR),
+            min(self.mentor_top_logprob - self.mentor_student_logprob, -_FLOOR),
+            self.mentor_entropy,
+            self.mentor_margin,
+            float(self.agree),
+            self.index / 512,
+        ]
+        return np.asarray(values, dtype=np.float32)
+
+
+def position_of(index: int, student_token: int, student: TokenScore, mentor_row: np.ndarray) -> Position:
+    logprobs = log_softmax(mentor_row)
+    probabilities = np.exp(logprobs)
+    top = int(np.argmax(logprobs))
+    top_two = np.partition(probabilities, -2)[-2:]
+    return Position(
+        index=index,
+        student_token=student_token,
+        student=student,
+        mentor_token=top,
+        mentor_top_logprob=float(logprobs[top]),
+        mentor_student_logprob=float(logprobs[student_token]),
+        mentor_entropy=float(-(probabilities * logprobs).sum()),
+        mentor_margin=float(top_two[1] - top_two[0]),
+    )

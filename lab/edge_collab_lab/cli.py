@@ -65,7 +65,15 @@ def _check_shard(ctx: click.Context, param: click.Parameter, value: str | None) 
 # Its own defaults, not the engine's: k = 16 as in the committed data (research/verifier/); a
 # verifier trained at one segment length sees other log-probability statistics at another.
 @generation_options(
-    only=("probe_rate", "segment_tokens", "max_new_tokens", "seed"),
+    only=(
+        "probe_rate",
+        "segment_tokens",
+        "max_new_tokens",
+        "seed",
+        "probe_policy",
+        "audit_tokens",
+        "trigger_threshold",
+    ),
     defaults={"probe_rate": 0.5, "segment_tokens": 16, "max_new_tokens": 384},
 )
 @click.option(
@@ -134,6 +142,15 @@ def collect(
         "segment_tokens": settings.segment_tokens,
         "max_new_tokens": settings.max_new_tokens,
         "seed": settings.seed,
+        **(
+            {
+                "probe_policy": "audit",
+                "audit_tokens": settings.audit_tokens,
+                "trigger_threshold": settings.trigger_threshold,
+            }
+            if settings.probe_policy == "audit"
+            else {}
+        ),
         "finish": finish,
         "hidden_state": hidden_state,
         "mentor_judge": mentor_judge,

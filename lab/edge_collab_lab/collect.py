@@ -42,7 +42,7 @@ from edge_collab.journal import appending, read_records
 from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.base import Divergence, Verdict
-from edge_collab.verifiers.features import FEATURE_NAMES, feature_vector
+from edge_collab.verifiers.features import FEATURE_NAMES, POSITION_FEATURE_NAMES, feature_vector
 from edge_collab.verifiers.self_verifier import SelfVerifier
 from edge_collab_lab.record_fields import HIDDEN_FIELD, MENTOR_HIDDEN_FIELD, MENTOR_JUDGE_FIELDS, encode_hidden_state
 
@@ -92,6 +92,9 @@ class RecordingVerifier:
         features = feature_vector(divergence.scores)
         self.prefixes.append(self.student.tokens[: divergence.prefix_length])
         extra = {} if hidden is None else {HIDDEN_FIELD: encode_hidden_state(hidden)}
+        if divergence.position is not None:  # collected with --probe-policy audit: what the trigger saw
+            values = divergence.position.vector()
+            extra["position_features"] = dict(zip(POSITION_FEATURE_NAMES, map(float, values), strict=True))
         self.records.append(
             {
                 "type": "divergence",

@@ -486,3 +486,25 @@ def test_a_divergence_collected_twice_is_merged_and_must_match(tmp_path):
         cli, ["verifier", "train", str(finished), str(tmp_path / "one.jsonl"), "--out", str(tmp_path / "v.onnx")]
     )
     assert "1 training items left out: their divergences differ between files (item-3)" in trained.output
+
+
+def test_collect_under_the_audit_policy_records_what_the_trigger_saw(tiny_paths, tmp_path, isolated_data_dir):
+    """The data a learned trigger would be trained on: at each position where
+    the mentor prefers its own token, the outcome of taking its segment there."""
+    from edge_collab.verifiers.features import POSITION_FEATURE_NAMES
+
+    task = write_bigbench(
+        tmp_path / "many", [dict(FREE, input=f"What is {i} plus {i}?", target=str(2 * i)) for i in range(300)]
+    )
+    out = tmp_path / "audited.jsonl"
+    args = ["verifier", "collect", str(task), *tiny_pair(tiny_paths), "--max-tokens", "40", "--limit", "2"]
+    result = CliRunner().invoke(cli, [*args, "--probe-policy", "audit", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert lines[0]["probe_policy"] == "audit" and lines[0]["audit_tokens"] == 8
+    divergences = [line for line in lines if line["type"] == "divergence"]
+    assert divergences and all(set(d["position_features"]) == set(POSITION_FEATURE_NAMES) for d in divergences)
+    assert all(
+        d["position_features"]["agree"] == 0.0 and d["position_features"]["mentor_prefers"] > 0 for d in divergences
+    )
+    assert all(isinstance(d["mentor_correct"], bool) for d in divergences)
