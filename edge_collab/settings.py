@@ -110,6 +110,7 @@ def check_value(name: str, option_: Option, value: Any, kind: str) -> Any:
             isinstance(items, tuple | list) and all(isinstance(item, str) and item for item in items),
             f"{words} must be non-empty strings",
         )
+        _require(all(_is_text(item) for item in items), f"{words} must be valid text (no lone surrogates)")
         limit = option_.max_items
         _require(limit is None or len(items) <= limit, f"{words} takes at most {limit} strings, not {len(items)}")
         return tuple(items)
@@ -126,6 +127,14 @@ def check_value(name: str, option_: Option, value: Any, kind: str) -> Any:
         f"{words} must be {'an integer' if kind == 'int' else 'a number'} {option_.describe()}, not {value!r}",
     )
     return value
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _require(condition: bool, message: str) -> None:

@@ -57,7 +57,7 @@ def raw(port: int, method: str, path: str, body: bytes | None = None, headers: d
 def test_models_and_health(client, server):
     assert [m.id for m in client.models.list().data] == ["edge-collab"]
     status, _, body = raw(server[1], "GET", "/health", headers={"Authorization": ""})
-    assert status == 200 and json.loads(body) == {"status": "ok"}
+    assert status == 200 and json.loads(body) == {"status": "ok", "generating": False, "waiting": 0}
 
 
 def test_chat_completion(client):
@@ -219,7 +219,7 @@ def test_each_request_is_logged_and_an_unexpected_failure_keeps_its_traceback_se
     )
     with (
         pair,
-        TestClient(create_app(pair), raise_server_exceptions=False) as http,
+        TestClient(create_app(pair), raise_server_exceptions=False, base_url="http://127.0.0.1") as http,
         caplog.at_level(logging.INFO, logger="edge_collab.server"),
     ):
         answered = http.post("/v1/completions", json={"prompt": "the cat", "method": "student"})

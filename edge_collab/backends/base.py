@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_collab.backends.chat_prompt import as_utf8
 from edge_collab.errors import ContextOverflowError, EdgeCollabError
 
 MAIN_SEQUENCE = 0
@@ -105,7 +106,7 @@ class ModelBackend(ABC):
 
     def plain_prompt(self, text: str) -> list[int]:
         """Tokens of raw text (no chat template), with BOS if the model wants one."""
-        tokens = self.tokenize(text.encode("utf-8"), add_bos=self.wants_bos)
+        tokens = self.tokenize(as_utf8(text, "the prompt"), add_bos=self.wants_bos)
         if not tokens:
             raise EdgeCollabError(f"{self.name}: the prompt is empty")
         return tokens

@@ -32,6 +32,19 @@ def validate_messages(messages: Sequence[dict[str, str]]) -> None:
             raise SettingsError(f"message {index}: role must be one of {', '.join(ROLES)}, not {role!r}")
         if not isinstance(content, str):
             raise SettingsError(f"message {index}: content must be a string")
+        as_utf8(content, f"message {index}")
+
+
+def as_utf8(text: str, what: str) -> bytes:
+    """`text` as UTF-8; a lone surrogate (from JSON's "\\ud800" or undecodable
+    bytes on a command line) is the caller's error, not a crash."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise SettingsError(
+            f"{what} is not valid text: character {error.start} is a lone surrogate ({text[error.start]!a}); "
+            "send UTF-8"
+        ) from None
 
 
 def _raise_template_error(message: str) -> None:

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 _MAX_AUTO_CONTEXT = 32768
 _BATCH = 512
+_PIECE_BYTES = 4096  # long text is counted in pieces of this size before it is tokenized whole
 _ALL_LAYERS = 999
 
 _backend_ready = False
@@ -100,7 +101,10 @@ class LlamaCppBackend(ModelBackend):
         self._ctx = ctx
         self._memory = llama_cpp.llama_get_memory(ctx)
         self.n_ctx = llama_cpp.llama_n_ctx(ctx)
-        batch = llama_cpp.llama_batch_init(_BATCH, 0, 1)
+        # llama.cpp clamps the batch to a small context and asserts (aborting the
+        # process) on a decode beyond it: chunk by what it kept, never by what we asked.
+        self._batch_size = max(1, min(_BATCH, llama_cpp.llama_n_batch(ctx), llama_cpp.llama_n_ubatch(ctx)))
+        batch = llama_cpp.llama_batch_init(self._batch_size, 0, 1)
         self._stack.callback(llama_cpp.llama_batch_free, batch)
         self._batch = batch
         self._bos = llama_cpp.llama_vocab_bos(self._vocab)
@@ -113,6 +117,28 @@ class LlamaCppBackend(ModelBackend):
 
     # ---- tokenizer -------------------------------------------------------
     def tokenize(self, text: bytes, *, special: bool = False, add_bos: bool = False) -> list[int]:
+        if len(text) > self.n_ctx:
+            self._refuse_far_beyond_context(text, special)
+        return self._tokenize(text, special, add_bos)
+
+    def _refuse_far_beyond_context(self, text: bytes, special: bool) -> None:
+        """llama.cpp's tokenizers take time growing with the square of an unbroken
+        run's length (1 MB of one letter: minutes). Count long text in pieces of
+        bounded size first, and refuse what is far beyond the context before
+        tokenizing it whole. Counting in pieces cut at spaces is close to the whole
+        count (merges across a cut are few), so only text over twice the context
+        is refused here; the exact check comes after tokenizing."""
+        limit = 2 * self.n_ctx
+        counted = 0
+        for piece in _pieces(text, _PIECE_BYTES):
+            counted += len(self._tokenize(piece, special, False))
+            if counted > limit:
+                raise ContextOverflowError(
+                    f"the prompt is over {limit} tokens ({len(text)} bytes) but {self.name}'s context holds "
+                    f"{self.n_ctx}; shorten it or raise --n-ctx"
+                )
+
+    def _tokenize(self, text: bytes, special: bool, add_bos: bool) -> list[int]:
         capacity = len(text) + 8
         for _ in range(2):
             buffer = (llama_cpp.llama_token * capacity)()
@@ -200,8 +226,8 @@ class LlamaCppBackend(ModelBackend):
         rows: list[np.ndarray] = []
         first_output = len(tokens) - output_rows
         batch = self._batch
-        for offset in range(0, len(tokens), _BATCH):
-            chunk = tokens[offset : offset + _BATCH]
+        for offset in range(0, len(tokens), self._batch_size):
+            chunk = tokens[offset : offset + self._batch_size]
             batch.n_tokens = len(chunk)
             for i, token in enumerate(chunk):
                 batch.token[i] = token
@@ -230,6 +256,23 @@ class LlamaCppBackend(ModelBackend):
 
     def _fork(self, source: int, target: int, start: int, end: int) -> None:
         llama_cpp.llama_memory_seq_cp(self._memory, source, target, start, end)
+
+
+def _pieces(text: bytes, size: int) -> Iterator[bytes]:
+    """`text` in pieces of about `size` bytes, cut before a space where there is
+    one, never inside a UTF-8 character."""
+    start = 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            space = text.rfind(b" ", start + 1, end)
+            if space > start:
+                end = space
+            else:
+                while end > start + 1 and text[end] & 0xC0 == 0x80:  # a continuation byte
+                    end -= 1
+        yield text[start:end]
+        start = end
 
 
 def _load_failure_reason() -> str:

@@ -9,7 +9,6 @@ exactly the access pattern of probes (each prompt extends the last).
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 import os
 import subprocess
 
@@ -18,15 +17,7 @@ import click
 from edge_collab.cli.options import model_setting_options
 from edge_collab.presets.registry import resolve_model
 from edge_collab.remote.llama_cpp_server import llama_cpp_server_command
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from edge_collab.server.guards import is_loopback
 
 
 @click.group()
@@ -56,7 +47,7 @@ def serve(
     model_alias: str | None,
 ) -> None:
     """Serve MODEL (preset or .gguf) with llama-cpp-python's OpenAI-compatible server."""
-    if not _is_loopback(host) and not api_key:
+    if not is_loopback(host) and not api_key:
         raise click.ClickException(f"binding to {host} exposes the mentor beyond this machine: pass --api-key")
     missing = [name for name in ("pydantic_settings", "starlette_context") if importlib.util.find_spec(name) is None]
     if missing:

@@ -33,7 +33,8 @@ from edge_collab.errors import (
     SettingsError,
 )
 from edge_collab.pair import CollabPair
-from edge_collab.server.bodies import Reply, error_response
+from edge_collab.server.bodies import ErrorBody, Reply, error_response, openapi_with_our_errors
+from edge_collab.server.guards import LOOPBACK_NAMES, AllowedHosts, BodyLimit
 from edge_collab.server.schema import ChatRequest, CompletionRequest
 from edge_collab.server.stream import stream_events
 from edge_collab.server.worker import Busy, Gate, ModelsThread, Turn
@@ -49,6 +50,9 @@ class ServerSettings:
     queue_size: int = 8  # requests that may wait while one generates
     max_body_bytes: int = 1 << 20
     retry_after_s: int = 2
+    # Host header names answered; None: any (see server/guards.py). The default
+    # suits a server on loopback.
+    allowed_hosts: frozenset[str] | None = frozenset(LOOPBACK_NAMES)
 
 
 def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> FastAPI:
@@ -60,14 +64,26 @@ def create_app(pair: CollabPair, settings: ServerSettings | None = None) -> Fast
         yield
         models.shutdown()
 
-    app = FastAPI(title="edge-collab", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="edge-collab",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        responses={400: {"description": "Bad request", "model": ErrorBody}},
+    )
     _add_middleware(app, config)
     _add_error_handlers(app)
+    app.openapi = lambda: openapi_with_our_errors(app)  # type: ignore[method-assign]
     completions = Completions(pair, config, models)
+    app.state.completions = completions  # for /health, and for tests that hold its gate
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> Response:
+        stuck = completions.gate.stuck_for(models)
+        if stuck is not None:
+            message = f"the generation worker is stuck: held for {stuck:.0f} s with no generation running"
+            return JSONResponse({"status": "error", "message": message}, status_code=503)
+        return JSONResponse({"status": "ok", "generating": completions.gate.held, "waiting": completions.gate.waiting})
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -139,8 +155,11 @@ class Completions:
     async def _whole(self, generation: Generation, request: Request, reply: Reply, turn: Turn) -> Response:
         try:
             result = await self.models.call(generation.run)
-        except CLIENT_ERRORS as error:
-            return error_response(400, str(error))
+        except Exception as error:
+            refused = _refusal(error)
+            if refused is None:
+                raise
+            return refused
         finally:
             turn.release()
         log_generation(request, result)
@@ -167,11 +186,13 @@ def _add_middleware(app: FastAPI, config: ServerSettings) -> None:
                 expected = f"Bearer {config.api_key}"
                 if not hmac.compare_digest(supplied.encode(), expected.encode()):
                     return error_response(401, "missing or wrong API key", "authentication_error")
-            declared = request.headers.get("content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > config.max_body_bytes):
-                return error_response(413, f"request body over {config.max_body_bytes} bytes")
         response: Response = await call_next(request)
         return response
+
+    # Outside the key check and the log (added later = further out): the body's
+    # size is held however it arrives, and a foreign Host is refused first.
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(AllowedHosts, hosts=config.allowed_hosts)
 
     @app.middleware("http")
     async def log_request(request: Request, call_next: Any) -> Response:
@@ -215,7 +236,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
-        return error_response(error.status_code, str(error.detail), kind)
+        return error_response(error.status_code, str(error.detail), kind, headers=error.headers)  # 405 keeps Allow
 
 
 def log_generation(request: Request, result: GenerationResult | None) -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from edge_collab.engine.pieces import Piece
 from edge_collab.engine.result import GenerationResult
@@ -23,6 +26,34 @@ def error_response(
     """{"error": {"message", "type", "param", "code"}}, as OpenAI's API answers."""
     body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """What every 4xx and 5xx carries."""
+
+    error: ErrorDetail
+
+
+def openapi_with_our_errors(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI schema, saying what the server really answers to a bad body:
+    FastAPI documents its own 422, but requests are refused with 400 in
+    OpenAI's error shape (server/app.py turns validation errors into 400)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def usage(stats: GenerationStats) -> dict[str, Any]:

@@ -46,7 +46,8 @@ NOT_PER_REQUEST = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "10", true and "yes" are not numbers or booleans; JSON's 1 still counts as 1.0
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Message(_Strict):
@@ -158,4 +159,11 @@ class ChatRequest(_Common):
 
 class CompletionRequest(_Common):
     prompt: str = Field(min_length=1)
-    echo: Literal[False] = False
+    echo: bool = False
+
+    @field_validator("echo")
+    @classmethod
+    def _no_echo(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("echo is not supported: the reply holds the completion only (send false or leave it out)")
+        return value
