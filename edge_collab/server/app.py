@@ -180,12 +180,11 @@ def _refusal(error: BaseException) -> JSONResponse | None:
 def _add_middleware(app: FastAPI, config: ServerSettings) -> None:
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
-        if request.url.path.startswith("/v1/"):
-            if config.api_key is not None:
-                supplied = request.headers.get("authorization", "")
-                expected = f"Bearer {config.api_key}"
-                if not hmac.compare_digest(supplied.encode(), expected.encode()):
-                    return error_response(401, "missing or wrong API key", "authentication_error")
+        if request.url.path.startswith("/v1/") and config.api_key is not None:
+            supplied = request.headers.get("authorization", "")
+            expected = f"Bearer {config.api_key}"
+            if not hmac.compare_digest(supplied.encode(), expected.encode()):
+                return error_response(401, "missing or wrong API key", "authentication_error")
         response: Response = await call_next(request)
         return response
 
