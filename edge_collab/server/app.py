@@ -235,7 +235,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if error.status_code == 404 else "invalid_request_error"
-        return error_response(error.status_code, str(error.detail), kind, headers=error.headers)  # 405 keeps Allow
+        headers = dict(error.headers) if error.headers else None  # 405 keeps its Allow
+        return error_response(error.status_code, str(error.detail), kind, headers=headers)
 
 
 def log_generation(request: Request, result: GenerationResult | None) -> None:
