@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ from edge_collab.settings import ModelSettings
 TINY_CONTEXT = 512
 # The user's own data folder, read before any test isolates it (real-model tests use it).
 REAL_HOME = os.environ.get("EDGE_COLLAB_HOME")
+# Which model files are known to load (backends/preflight.py): one folder for the
+# whole run, subprocesses included, and never the user's own cache.
+os.environ["EDGE_COLLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="edge-collab-test-cache-")
 
 
 @pytest.fixture(autouse=True)

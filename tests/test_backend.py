@@ -12,6 +12,7 @@ from conftest import open_tiny
 from edge_collab.backends.llamacpp import LlamaCppBackend
 from edge_collab.backends.seam import seam_tokens
 from edge_collab.errors import ContextOverflowError, ModelFileError
+from edge_collab.settings import ModelSettings
 
 IM_END = 4  # control token id in the tiny vocabulary
 
@@ -22,6 +23,69 @@ def test_user_text_that_looks_like_markup_stays_text(student):
     assert plain.count(IM_END) == 1  # the template's own end of turn
     assert tricky.count(IM_END) == 1  # the user's characters did not become one
     assert b"<|im_end|>" in student.detokenize(tricky)
+
+
+def test_the_placeholder_characters_cannot_be_forged():
+    from edge_collab.backends.chat_prompt import render_segments
+
+    # A template that writes the private-use characters around a number, and a
+    # message that holds them: both stay text, and every content is placed once.
+    template = "\ue0001\ue001{% for m in messages %}[{{ m['content'] }}]{% endfor %}"
+    messages = [{"role": "user", "content": "a \ue0000\ue001 b"}, {"role": "user", "content": "c"}]
+    segments = render_segments(template, messages, "<s>", "</s>")
+    assert segments == [
+        ("\ue0001\ue001[", True),
+        ("a \ue0000\ue001 b", False),
+        ("][", True),
+        ("c", False),
+        ("]", True),
+    ]
+
+
+def test_text_with_a_lone_surrogate_is_a_settings_error(student):
+    from edge_collab.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="surrogate"):
+        student.chat_prompt([{"role": "user", "content": "a \udc80 b"}])
+    with pytest.raises(SettingsError, match="surrogate"):
+        student.plain_prompt("\ud800")
+
+
+def test_a_prompt_far_beyond_the_context_is_refused_from_its_pieces(student):
+    # 64 kB of one letter: whole, llama.cpp's tokenizer takes seconds; in pieces, milliseconds.
+    with pytest.raises(ContextOverflowError, match="context holds 512"):
+        student.plain_prompt("a" * 64_000)
+    from edge_collab.backends.llamacpp import _pieces
+
+    text = "the cat sat, ünïcödé " * 1000
+    pieces = list(_pieces(text.encode(), 4096))
+    assert b"".join(pieces) == text.encode() and all(len(p) <= 4096 for p in pieces)
+    assert all(p.decode() for p in pieces)  # never cut inside a character
+    assert all(p.startswith(b" ") for p in pieces[1:])  # cut before a space
+    # text that fits is tokenized whole, exactly as before
+    fits = "the cat " * 100
+    assert student.tokenize(fits.encode()) == student._tokenize(fits.encode(), False, False)
+
+
+@pytest.mark.parametrize("n_ctx", [64, 100, 160, 300])
+@pytest.mark.parametrize("words", [1, 30, 60, 200])
+def test_small_contexts_never_abort_llama_cpp(tiny_paths, n_ctx, words):
+    """llama.cpp clamps its batch to a small context and asserts on a longer
+    decode: a small --n-ctx with a prompt of a few dozen tokens used to abort."""
+    with LlamaCppBackend(tiny_paths["student"], ModelSettings(n_ctx=n_ctx, threads=1)) as model:
+        prompt = model.plain_prompt(" ".join(["the cat"] * words))
+        if len(prompt) >= model.n_ctx:
+            with pytest.raises(ContextOverflowError):
+                model.append(prompt)
+                model.next_logits()
+            return
+        model.append(prompt)
+        model.next_logits()
+        while len(model) < model.n_ctx:
+            model.append([int(np.argmax(model.next_logits()))])
+        with pytest.raises(ContextOverflowError):
+            model.append([5])
+            model.next_logits()
 
 
 def test_chat_prompt_follows_the_template_and_adds_bos(student):

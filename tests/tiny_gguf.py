@@ -17,8 +17,10 @@ usable as text:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -143,12 +145,53 @@ def _is_printable_output(token: str, kind: int, single_char_pieces: set[str]) ->
     return False
 
 
-def write_tiny_model(path: Path, spec: TinyModelSpec) -> Path:
+# What a mutation may change before the file is written: metadata by key, as
+# (value, type, array element type), and tensors by name, as (array, raw dtype).
+Metadata = dict[str, tuple[Any, gguf.GGUFValueType, gguf.GGUFValueType | None]]
+Tensors = dict[str, tuple[np.ndarray, gguf.GGMLQuantizationType | None]]
+Mutation = Callable[[Metadata, Tensors], None]
+
+
+class _Recorder(gguf.GGUFWriter):
+    """Collects what write_tiny_model adds, so a mutation can change it first."""
+
+    def __init__(self) -> None:
+        self.metadata: Metadata = {}
+        self.tensors: Tensors = {}
+        self.arch = "llama"
+        self.add_key_value("general.architecture", "llama", gguf.GGUFValueType.STRING)
+
+    def add_key_value(self, key: str, val: Any, vtype: gguf.GGUFValueType, sub_type: Any = None) -> None:
+        self.metadata[key] = (val, vtype, sub_type)
+
+    def add_tensor(self, name: str, tensor: np.ndarray, raw_shape: Any = None, raw_dtype: Any = None, **_: Any) -> None:
+        self.tensors[name] = (tensor, raw_dtype)
+
+
+def write_tiny_model(path: Path, spec: TinyModelSpec, mutate: Mutation | None = None) -> Path:
+    """The tiny model of `spec`; `mutate` may break it first (the loader fuzz)."""
+    recorder = _Recorder()
+    _describe(recorder, spec)
+    if mutate is not None:
+        mutate(recorder.metadata, recorder.tensors)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.kv_data[0].clear()  # the metadata comes from the recorder, general.architecture included
+    for key, (value, vtype, sub_type) in recorder.metadata.items():
+        writer.add_key_value(key, value, vtype, sub_type)
+    for name, (array, raw_dtype) in recorder.tensors.items():
+        writer.add_tensor(name, array, raw_dtype=raw_dtype)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _describe(writer: gguf.GGUFWriter, spec: TinyModelSpec) -> None:
     rng = np.random.default_rng(spec.seed)
     tokens, scores, types = _vocab(spec.words)
     n_vocab, d, ff = len(tokens), spec.n_embd, spec.n_ff
 
-    writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(spec.name)
     writer.add_context_length(spec.context_length)
     writer.add_embedding_length(d)
@@ -201,12 +244,6 @@ def write_tiny_model(path: Path, spec: TinyModelSpec) -> Path:
         writer.add_tensor(f"{prefix}.ffn_gate.weight", weight(ff, d))
         writer.add_tensor(f"{prefix}.ffn_up.weight", weight(ff, d))
         writer.add_tensor(f"{prefix}.ffn_down.weight", ffn_down)
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
 
 
 STUDENT = TinyModelSpec("tiny-student", WORDS_A, seed=1)

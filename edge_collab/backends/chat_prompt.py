@@ -9,6 +9,7 @@ types "<|im_end|>" gets those characters, not an end of turn.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Sequence
 
 import jinja2
@@ -19,8 +20,10 @@ from edge_collab.errors import SettingsError
 Tokenize = Callable[[bytes, bool], list[int]]  # (text, parse_special) -> ids
 
 ROLES = ("system", "user", "assistant")
-_PLACEHOLDER = "\ue000{}\ue001"  # private-use characters no real message contains
-_PLACEHOLDER_RE = re.compile("\ue000(\\d+)\ue001")
+# Private-use characters around a random key and the message's index: a
+# template (or a message) holding these characters itself cannot forge one.
+_PLACEHOLDER = "\ue000{key}:{index}\ue001"
+_PLACEHOLDER_RE = re.compile("\ue000([0-9a-f]+):(\\d+)\ue001")
 
 
 def validate_messages(messages: Sequence[dict[str, str]]) -> None:
@@ -42,8 +45,7 @@ def as_utf8(text: str, what: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as error:
         raise SettingsError(
-            f"{what} is not valid text: character {error.start} is a lone surrogate ({text[error.start]!a}); "
-            "send UTF-8"
+            f"{what} is not valid text: character {error.start} is a lone surrogate ({text[error.start]!a}); send UTF-8"
         ) from None
 
 
@@ -57,7 +59,8 @@ def render_segments(
     """The prompt as (text, is_markup) segments, markup first, ready for the reply."""
     validate_messages(messages)
     contents = [m["content"] for m in messages]
-    masked = [{"role": m["role"], "content": _PLACEHOLDER.format(i)} for i, m in enumerate(messages)]
+    key = secrets.token_hex(8)
+    masked = [{"role": m["role"], "content": _PLACEHOLDER.format(key=key, index=i)} for i, m in enumerate(messages)]
     if template:
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         try:
@@ -77,8 +80,10 @@ def render_segments(
     segments: list[tuple[str, bool]] = []
     position = 0
     for match in _PLACEHOLDER_RE.finditer(rendered):
+        if match.group(1) != key or int(match.group(2)) >= len(contents):
+            continue  # the template's own text, not a placeholder of ours
         segments.append((rendered[position : match.start()], True))
-        segments.append((contents[int(match.group(1))], False))
+        segments.append((contents[int(match.group(2))], False))
         position = match.end()
     segments.append((rendered[position:], True))
     return [(text, markup) for text, markup in segments if text]

@@ -23,6 +23,7 @@ from edge_collab.backends import llama_log
 from edge_collab.backends.base import ModelBackend
 from edge_collab.backends.chat_prompt import chat_tokens, render_segments
 from edge_collab.backends.gguf_file import check_gguf_path
+from edge_collab.backends.preflight import ensure_loads
 from edge_collab.errors import ContextOverflowError, EdgeCollabError, ModelFileError
 from edge_collab.settings import ModelSettings
 
@@ -50,10 +51,21 @@ def gpu_offload_supported() -> bool:
 class LlamaCppBackend(ModelBackend):
     """One GGUF model with its own context and KV cache."""
 
-    def __init__(self, path: str | Path, settings: ModelSettings | None = None, *, name: str | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        settings: ModelSettings | None = None,
+        *,
+        name: str | None = None,
+        preflight: bool = True,
+    ):
+        """`preflight`: load the file in a child process first, once per file, so
+        that a malformed file is an error and not an abort (backends/preflight.py)."""
         super().__init__()
         settings = settings or ModelSettings()
         self.path = check_gguf_path(path)
+        if preflight:
+            ensure_loads(self.path)
         self.name = name or self.path.stem
         self._stack = ExitStack()
         self._piece_cache: dict[int, bytes] = {}
