@@ -142,6 +142,22 @@ def test_chat_turns_and_commands(tiny_paths):
     assert "unknown command /bogus" in result.output
 
 
+def test_chat_outgrowing_its_context_drops_the_oldest_turns_and_says_so(tiny_paths):
+    """As a new user tried it: six questions in a small context. The chat stays
+    up, says what it dropped, refuses one message too long alone, and answers on."""
+    question = "the cat sat on the mat and the dog\n"
+    too_long = "the cat " * 200 + "\n"
+    session = question * 6 + too_long + question + "/quit\n"
+    result = invoke(
+        "chat", *tiny_pair(tiny_paths), "--n-ctx", "160", "--max-tokens", "40", "--threads", "1", input=session
+    )
+    assert result.exit_code == 0, result.output
+    assert "outgrew the model's context: the oldest 1 exchange was dropped" in result.output
+    assert "The conversation is kept; /reset clears it." in result.output
+    assert result.output.count("mentor share") == 7  # every question but the one too long was answered
+    assert "Traceback" not in result.output
+
+
 def test_chat_ends_on_end_of_input(tiny_paths):
     result = invoke("chat", *tiny_pair(tiny_paths), "--max-tokens", "10", input="hi\n")
     assert result.exit_code == 0

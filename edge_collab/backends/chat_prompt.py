@@ -45,7 +45,8 @@ def as_utf8(text: str, what: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as error:
         raise SettingsError(
-            f"{what} is not valid text: character {error.start} is a lone surrogate ({text[error.start]!a}); send UTF-8"
+            f"{what} is not valid UTF-8 text: character {error.start} ({text[error.start]!a}) is a lone "
+            "surrogate, from bytes that were not UTF-8 or a lone \\ud800-style escape"
         ) from None
 
 

