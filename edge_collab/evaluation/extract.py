@@ -100,6 +100,38 @@ def text_matches(predicted: str | None, gold: str) -> bool:
     return _normalise(predicted).rstrip(".") == _normalise(gold).rstrip(".")
 
 
+_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+_NUMBER_WORDS = {word: value for value, word in enumerate(_UNITS)} | {
+    word: 10 * (value + 2) for value, word in enumerate(_TENS)
+}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+
+
+def number_in_words(text: str | None) -> float | None:
+    """The first number written in English words in `text` ("three", "twenty-one",
+    "two hundred and five"), or None."""
+    if not text:
+        return None
+    words = re.findall(r"[a-z]+", text.lower().replace("-", " "))
+    total, current, seen = 0, 0, False
+    for word in words:
+        if word in _NUMBER_WORDS:
+            current += _NUMBER_WORDS[word]
+            seen = True
+        elif word in _SCALES and seen:
+            if _SCALES[word] == 100:
+                current *= 100
+            else:
+                total += current * _SCALES[word]
+                current = 0
+        elif word == "and" and seen:
+            continue
+        elif seen:
+            break
+    return float(total + current) if seen else None
+
+
 _CODE_BLOCK = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 

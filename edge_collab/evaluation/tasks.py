@@ -39,10 +39,17 @@ class Item:
     gold: str  # correct option text, number, answer text, or the HumanEval entry point
     options: tuple[str, ...] = ()  # choice items: all options, correct ones included
     extra: dict[str, str] = field(default_factory=dict)  # HumanEval: prompt, test
-    accepted: tuple[str, ...] = ()  # choice items: every option that counts as correct
+    # Choice items: every option that counts as correct. Free answers: every
+    # target the task lists (BIG-bench's exact_str_match takes any of them).
+    accepted: tuple[str, ...] = ()
 
     def is_correct_option(self, option: str | None) -> bool:
         return option is not None and option in (self.accepted or (self.gold,))
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The answers that count as right for a free-answer item."""
+        return self.accepted or (self.gold,)
 
 
 @dataclass(frozen=True)
@@ -80,31 +87,60 @@ def _read_json(path: Path) -> object:
 
 
 def _bigbench_items(path: Path, prefix: str) -> list[Item]:
+    """Items of one BIG-bench task file, read as BIG-bench's own code reads it:
+
+    * `target` is a string or a list of strings, any of which is right
+      (exact_str_match); `target_scores` maps options to scores, and the options
+      with the highest score are right (multiple_choice_grade);
+    * an example with both is graded by the task's `preferred_score`
+      (arithmetic prefers exact_str_match; strategyqa multiple_choice_grade);
+    * the task's `task_prefix` (older files: `prefix`) opens every question:
+      some tasks hold the question there and leave `input` empty.
+    """
     data = _read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("examples"), list):
         raise TaskFileError(f"{path}: not a BIG-bench task (no 'examples' list)")
+    task_prefix = data.get("task_prefix", data.get("prefix", ""))
+    if not isinstance(task_prefix, str):
+        raise TaskFileError(f"{path}: 'task_prefix' must be text")
+    prefers_exact = data.get("preferred_score") == "exact_str_match"
     items = []
     for index, example in enumerate(data["examples"]):
         where = f"{path}: example {index}"
         if not isinstance(example, dict) or not isinstance(example.get("input"), str):
             raise TaskFileError(f"{where} has no 'input' text")
         item_id = f"{prefix}{index}"
+        question = "\n\n".join(part.strip() for part in (task_prefix, example["input"]) if part.strip())
+        targets = _targets(example.get("target"), where)
         scores = example.get("target_scores")
-        if isinstance(scores, dict) and scores:
-            best = max(scores.values())
-            if not isinstance(best, (int, float)) or best <= 0:
-                raise TaskFileError(f"{where}: 'target_scores' needs a positive score for a correct option")
-            correct = tuple(option for option, score in scores.items() if score == best)
-            items.append(Item(item_id, "choice", example["input"], correct[0], tuple(scores), accepted=correct))
+        if isinstance(scores, dict) and scores and not (prefers_exact and targets):
+            items.append(_choice_item(item_id, question, scores, where))
             continue
-        target = example.get("target")
-        if isinstance(target, list):
-            target = target[0] if target else None
-        if not isinstance(target, str):
+        if not targets:
             raise TaskFileError(f"{where} has neither 'target_scores' nor a 'target'")
-        kind: Kind = "number" if _as_number(target) is not None else "text"
-        items.append(Item(item_id, kind, example["input"], target.strip()))
+        numeric = [t for t in targets if _as_number(t) is not None]
+        kind: Kind = "number" if numeric else "text"
+        gold = numeric[0] if numeric else targets[0]
+        items.append(Item(item_id, kind, question, gold, accepted=targets if len(targets) > 1 else ()))
     return items
+
+
+def _targets(target: object, where: str) -> tuple[str, ...]:
+    if target is None:
+        return ()
+    listed = [target] if isinstance(target, str) else target
+    if not isinstance(listed, list) or not all(isinstance(t, str) for t in listed):
+        raise TaskFileError(f"{where}: 'target' must be a string or a list of strings")
+    return tuple(dict.fromkeys(t.strip() for t in listed if t.strip()))
+
+
+def _choice_item(item_id: str, question: str, scores: dict, where: str) -> Item:  # type: ignore[type-arg]
+    values = list(scores.values())
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values) or max(values) <= 0:
+        raise TaskFileError(f"{where}: 'target_scores' needs numbers, with a positive one for a correct option")
+    best = max(values)
+    correct = tuple(option for option, score in scores.items() if score == best)
+    return Item(item_id, "choice", question, correct[0], tuple(scores), accepted=correct)
 
 
 def load_bigbench(folder: Path, name: str) -> Task:

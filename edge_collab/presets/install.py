@@ -10,8 +10,8 @@ the peak extra disk use is one wheel.
 from __future__ import annotations
 
 import hashlib
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
