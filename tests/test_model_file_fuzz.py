@@ -208,7 +208,7 @@ def test_a_file_that_crashes_llama_cpp_is_refused_in_one_line(tmp_path, name):
     through the backend, each is a ModelFileError that says so."""
     path = write_tiny_model(tmp_path / f"{name}.gguf", STUDENT, MUTANTS[name])
     child = subprocess.run(
-        [sys.executable, "-m", "edge_collab.backends.preflight", str(path)], capture_output=True, timeout=120
+        [sys.executable, "-m", "edge_collab.backends.preflight_child", str(path)], capture_output=True, timeout=120
     )
     assert child.returncode in (-signal.SIGABRT, -signal.SIGSEGV), child.returncode
     with pytest.raises(ModelFileError, match="llama.cpp crashes on") as refused:

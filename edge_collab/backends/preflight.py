@@ -15,7 +15,6 @@ The check runs on the CPU; what a GPU backend asserts is not covered.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -46,7 +45,7 @@ def ensure_loads(path: Path) -> None:
         _checked.add(key)
         return
     logger.info("checking that %s loads (first use of this file)", path)
-    command = [sys.executable, "-m", "edge_collab.backends.preflight", str(path)]
+    command = [sys.executable, "-m", "edge_collab.backends.preflight_child", str(path)]
     try:
         child = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -89,37 +88,3 @@ def _last_words(stderr: str) -> str:
         if "GGML_ASSERT" in line or "error" in line.lower():
             return ": " + line.strip().split("/")[-1][:200]
     return ""
-
-
-def _exercise(path: Path) -> None:
-    """In the child: what the runtime does with a model, in miniature."""
-    from edge_collab.backends.llamacpp import LlamaCppBackend
-    from edge_collab.errors import SettingsError
-    from edge_collab.settings import ModelSettings
-
-    with LlamaCppBackend(path, ModelSettings(n_ctx=256, threads=1), preflight=False) as model:
-        for token in range(model.n_vocab):
-            model.token_bytes(token)
-            model.is_end(token)
-        sample = "Hello, world! 12 + 30 = 42.\n"
-        tokens = model.plain_prompt(sample)
-        model.tokenize(sample.encode(), special=True)
-        # A broken chat template is refused when a chat uses it; completions still work.
-        with contextlib.suppress(SettingsError):
-            model.chat_prompt([{"role": "user", "content": sample}])
-        model.detokenize(tokens)
-        model.append(tokens[:8])
-        model.next_logits()
-
-
-def main() -> None:
-    path = Path(sys.argv[1])
-    try:
-        _exercise(path)
-    except Exception as error:  # reported to the parent in one line
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

@@ -30,7 +30,10 @@ def _read_line() -> str | None:
 @click.option("--system", default=None, help="A system message that opens the conversation.")
 @click.pass_context
 def chat(ctx: click.Context, system: str | None, **options: Any) -> None:
-    """Chat with the student, guided by the mentor."""
+    """Chat with the student, guided by the mentor.
+
+    When the conversation outgrows the context, its oldest exchanges are
+    dropped with a notice (the system message stays); /reset starts afresh."""
     settings = generation_settings(options)
     opening = [{"role": "system", "content": system}] if system else []
     messages = list(opening)
