@@ -209,3 +209,23 @@ def test_scripts_get_json_from_the_listing_commands(isolated_data_dir):
     assert all(p["installed"] is False for p in listed["presets"])
     metadata = json.loads(invoke("verifier", "info", "--json").output)
     assert metadata["hidden_state_size"] == "896"
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tiny_paths):
+    """`edge-collab ... | head -1`: the reader leaves early; no "Error: Broken pipe", no traceback."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "import sys; sys.stdout.close()"]  # a reader that reads nothing
+    reader = subprocess.Popen(command, stdin=subprocess.PIPE)
+    writer = subprocess.run(
+        [sys.executable, "-m", "edge_collab.cli", "run", "the cat", "--student", str(tiny_paths["student"])]
+        + ["--method", "student", "--max-tokens", "400", "--n-ctx", "512", "--threads", "1"],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    reader.stdin.close()  # type: ignore[union-attr]
+    reader.wait(timeout=10)
+    assert writer.returncode in (0, 1) and "Error" not in writer.stderr and "Traceback" not in writer.stderr
