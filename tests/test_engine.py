@@ -162,13 +162,16 @@ def test_max_new_tokens_is_exact(student, mentor):
 
 
 def test_prompt_longer_than_the_context_is_refused(student):
-    long_question = [{"role": "user", "content": "the cat sat on the mat " * 200}]
+    long_question = [{"role": "user", "content": "the cat sat on the mat " * 100}]  # about 600 tokens
     from edge_collab.engine.generation import start_generation
     from edge_collab.engine.result import Prompts
 
     prompts = Prompts(student=student.chat_prompt(long_question))
     with pytest.raises(ContextOverflowError, match="prompt is .* tokens"):
         start_generation(student, None, None, GenerationSettings(method="student"), prompts)
+    # Over twice the context, it is refused while being counted, before it is tokenized whole.
+    with pytest.raises(ContextOverflowError, match="prompt is over 1024 tokens"):
+        student.chat_prompt([{"role": "user", "content": "the cat sat on the mat " * 200}])
 
 
 def test_answer_that_fills_the_context_stops_cleanly(student):

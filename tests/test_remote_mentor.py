@@ -279,3 +279,54 @@ def test_learned_verifier_needs_a_local_mentor(tiny_paths, server, tmp_path):
     export_onnx(train_mlp(data.features, data.labels, epochs=50), path, {})
     with open_remote(tiny_paths, server, verifier=str(path)) as pair, pytest.raises(IncompatiblePairError):
         pair.generate(PROMPT)
+
+
+def _failing_mentor(path, request):
+    return (200, MODELS_REPLY) if path.endswith("/models") else (500, b'{"error": "the GPU caught fire"}')
+
+
+def test_a_mentor_that_fails_every_request_is_seen_on_every_surface(tiny_paths, tmp_path):
+    """A "collab" answer written with no working mentor is the student's alone,
+    and every surface says so: the CLI's summary (chat's /stats prints the same
+    line), eval's records, its message and --json, the report, the server's usage."""
+    import json
+
+    from edge_collab.evaluation.report import load_runs, run_summary, write_report
+
+    alone = "the student wrote this answer alone"
+    with scripted_server(_failing_mentor) as url:
+        common = ["--student", str(tiny_paths["student"]), "--mentor", url, "--n-ctx", "512", "--probe-rate", "1"]
+        shown = CliRunner().invoke(cli, ["run", PROMPT, *common, "--max-tokens", "30"])
+        assert shown.exit_code == 0 and alone in shown.output, shown.output
+
+        task = tmp_path / "task.json"
+        task.write_text(json.dumps({"examples": [{"input": "What is 2 plus 2?", "target": "4"}]}))
+        results = tmp_path / "results"
+        evaluated = CliRunner().invoke(
+            cli, ["eval", str(task), *common, "--max-tokens", "20", "--out", str(results), "--split", "all", "--json"]
+        )
+        assert evaluated.exit_code == 0, evaluated.output
+        assert "in 1 of 1 answers the mentor failed requests" in evaluated.output
+        (totals,) = [json.loads(line) for line in evaluated.stdout.splitlines() if line.startswith("{")]
+        assert totals["answers_with_mentor_failures"] == 1
+        (run,) = load_runs([results])
+        assert all(record["mentor_failures"] + record["mentor_skipped_probes"] > 0 for record in run.items.values())
+        assert run_summary(run)["answers_with_mentor_failures"] == 1
+        markdown, _ = write_report([results], tmp_path / "report")
+        assert "**The mentor failed requests**" in markdown and "1 of 1 answers" in markdown
+
+        with open_remote(tiny_paths, url, remote_settings=QUICK) as pair:
+            from fastapi.testclient import TestClient
+
+            from edge_collab.server.app import create_app
+
+            with TestClient(create_app(pair), base_url="http://127.0.0.1") as http:
+                reply = http.post("/v1/completions", json={"prompt": PROMPT, "max_tokens": 20, "probe_rate": 1.0})
+    usage = reply.json()["usage"]
+    assert usage["mentor_failures"] > 0 and alone in usage["mentor_warning"]
+
+
+def test_a_mentor_that_works_leaves_no_warning(tiny_paths, server):
+    with open_remote(tiny_paths, server) as pair:
+        result = pair.generate(PROMPT)
+    assert result.stats.mentor_trouble() is None and result.stats.mentor_round_trips > 0

@@ -81,6 +81,15 @@ def eval_command(
                     f"{label}: {totals.regraded} stored replies graded again with the current answer extraction",
                     err=as_json,
                 )
+            if totals.answers_with_mentor_failures:
+                click.echo(
+                    click.style(
+                        f"{label}: in {totals.answers_with_mentor_failures} of {totals.done} answers the mentor "
+                        "failed requests (the student went on alone there)",
+                        fg="yellow",
+                    ),
+                    err=True,
+                )
             if as_json:
                 click.echo(
                     json.dumps({"task": loaded.name, "method": method, "results": str(path), **totals.to_dict()})

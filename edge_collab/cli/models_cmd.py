@@ -10,6 +10,7 @@ import click
 from edge_collab.errors import UnknownPresetError
 from edge_collab.presets.install import install_preset
 from edge_collab.presets.registry import Preset, load_pairs, load_presets
+from edge_collab.presets.stores import hf_models, ollama_models
 
 
 @click.group()
@@ -36,8 +37,11 @@ def _expand(names: tuple[str, ...]) -> list[Preset]:
 @click.option("--json", "as_json", is_flag=True, help="Print the presets and pairs as one JSON object.")
 @click.pass_context
 def list_models(ctx: click.Context, as_json: bool) -> None:
-    """Show presets, whether each is installed, sizes and paths."""
+    """Show presets, whether each is installed, sizes and paths; and the GGUF
+    models found in Ollama's store and the Hugging Face cache (usable as
+    --student/--mentor by the names shown)."""
     data_dir = ctx.obj["data_dir"]
+    found = {"ollama": ollama_models(), "huggingface": hf_models()}
     if as_json:
         presets = [
             {
@@ -53,7 +57,11 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
             {"name": p.name, "student": p.student, "mentor": p.mentor, "description": p.description}
             for p in load_pairs().values()
         ]
-        click.echo(json.dumps({"presets": presets, "pairs": pairs}))
+        elsewhere = {
+            place: [{"name": name, "path": str(path), "size": path.stat().st_size} for name, path in models]
+            for place, models in found.items()
+        }
+        click.echo(json.dumps({"presets": presets, "pairs": pairs, **elsewhere}))
         return
     for preset in load_presets().values():
         installed = preset.is_installed(data_dir)
@@ -63,6 +71,11 @@ def list_models(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"{'':<22} {preset.path(data_dir)}")
     for pair in load_pairs().values():
         click.echo(f"pair {pair.name}: student {pair.student}, mentor {pair.mentor} ({pair.description})")
+    for title, models in (("Ollama", found["ollama"]), ("Hugging Face cache", found["huggingface"])):
+        if models:
+            click.echo(f"{title}:")
+        for name, path in models:
+            click.echo(f"  {name:<40} {path.stat().st_size / 1e6:>8.0f} MB  {path}")
 
 
 @models.command("install")

@@ -23,12 +23,8 @@ def stream_pieces(pieces: Iterable[Piece]) -> None:
 
 def summary_line(stats: GenerationStats) -> str:
     mentor = click.style("mentor text", fg=MENTOR_COLOUR)
-    failures = ""
-    if stats.mentor_failures or stats.mentor_skipped_probes:
-        failures = click.style(
-            f", mentor failed {stats.mentor_failures} requests ({stats.mentor_skipped_probes} probes skipped)",
-            fg="yellow",
-        )
+    trouble = stats.mentor_trouble()
+    failures = click.style(f"; {trouble}", fg="yellow") if trouble else ""
     return (
         f"[{stats.method}] mentor share {stats.mentor_share:.1%} ({stats.tokens_mentor}/{stats.tokens_total} tokens, "
         f"{mentor}), {stats.probes} probes, {stats.divergences} divergences, {stats.adoptions} adoptions, "

@@ -50,6 +50,22 @@ class GenerationStats:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def mentor_trouble(self) -> str | None:
+        """In words, when the mentor failed this answer (None when it did not):
+        a collab answer written without a working mentor is the student's
+        alone, and must not pass for guided."""
+        if not (self.mentor_failures or self.mentor_skipped_probes):
+            return None
+        if self.mentor_round_trips <= self.mentor_failures:
+            return (
+                f"the mentor failed every request ({self.mentor_failures}; {self.mentor_skipped_probes} probes "
+                "skipped): the student wrote this answer alone"
+            )
+        return (
+            f"the mentor failed {self.mentor_failures} of {self.mentor_round_trips} requests "
+            f"({self.mentor_skipped_probes} probes skipped): parts of this answer had no guidance"
+        )
+
     def summary(self) -> str:
         return (
             f"{self.tokens_total} tokens, mentor share {self.mentor_share:.1%} "

@@ -70,6 +70,11 @@ class Run:
         return float(sum(r[key] for r in self.items.values()))
 
     @property
+    def answers_with_mentor_failures(self) -> int:
+        """Answers in which the mentor failed requests (recorded since failures were; 0 before)."""
+        return sum(bool(r.get("mentor_failures") or r.get("mentor_skipped_probes")) for r in self.items.values())
+
+    @property
     def accuracy(self) -> float:
         return self.total("correct") / len(self.items) if self.items else 0.0
 
@@ -131,6 +136,7 @@ def run_summary(run: Run) -> dict[str, object]:
         "accuracy_95ci": [low, high],
         "mentor_share": run.mentor_share,
         "mentor_decode_per_answer_token": run.total("mentor_decode_tokens") / tokens if tokens else 0.0,
+        "answers_with_mentor_failures": run.answers_with_mentor_failures,
         "tokens_per_s": tokens / seconds if seconds else 0.0,
         "seconds_per_item": seconds / n,
         "mentor_seconds_per_item": run.total("mentor_s") / n,
@@ -378,9 +384,19 @@ def plot_frontier(runs: Sequence[Run], path: Path, title: str) -> None:
 def write_report(folders: Sequence[Path], out: Path) -> tuple[str, list[Path]]:
     runs = load_runs(folders)
     out.mkdir(parents=True, exist_ok=True)
-    markdown = "\n\n".join(
-        ["## Results", results_table(runs), "## Pairwise comparison on common items", comparison_table(runs)]
-    )
+    sections = ["## Results", results_table(runs)]
+    troubled = [run for run in runs if run.answers_with_mentor_failures]
+    if troubled:
+        sections.append(
+            "**The mentor failed requests** in these runs, where the student then went on alone: "
+            + "; ".join(
+                f"{run.task} {run.label}: {run.answers_with_mentor_failures} of {len(run.items)} answers"
+                for run in troubled
+            )
+            + "."
+        )
+    sections += ["## Pairwise comparison on common items", comparison_table(runs)]
+    markdown = "\n\n".join(sections)
     (out / "report.md").write_text(markdown + "\n", encoding="utf-8")
     plots = [out / "accuracy_vs_mentor_seconds.png", out / "throughput.png"]
     plot_accuracy_vs_mentor_seconds(runs, plots[0])

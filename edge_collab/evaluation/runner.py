@@ -35,12 +35,14 @@ class RunningTotals:
     tokens: int = 0
     mentor_tokens: int = 0
     regraded: int = 0  # stored results whose grade the current extraction changed
+    answers_with_mentor_failures: int = 0  # answers in which the mentor failed requests
 
     def add(self, record: dict) -> None:  # type: ignore[type-arg]
         self.done += 1
         self.correct += bool(record["correct"])
         self.tokens += int(record["tokens_total"])
         self.mentor_tokens += int(record["tokens_mentor"])
+        self.answers_with_mentor_failures += bool(record.get("mentor_failures") or record.get("mentor_skipped_probes"))
 
     @property
     def accuracy(self) -> float:
@@ -59,6 +61,7 @@ class RunningTotals:
             "tokens": self.tokens,
             "mentor_tokens": self.mentor_tokens,
             "regraded": self.regraded,
+            "answers_with_mentor_failures": self.answers_with_mentor_failures,
         }
 
 
@@ -148,6 +151,8 @@ def _item_record(item: Item, method: str, reply_text: str, stats, graded, questi
         "audits": stats.audits,
         "mentor_forward_passes": stats.mentor_forward_passes,
         "student_discarded_tokens": stats.student_discarded_tokens,
+        "mentor_failures": stats.mentor_failures,
+        "mentor_skipped_probes": stats.mentor_skipped_probes,
         "hit_cap": stats.stop_reason == "length",
         "text": reply_text,
     }

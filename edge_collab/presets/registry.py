@@ -11,6 +11,7 @@ from pathlib import Path
 from edge_collab.backends.gguf_file import check_gguf_path
 from edge_collab.errors import InstallError, ModelNotInstalledError, UnknownPresetError
 from edge_collab.paths import models_dir
+from edge_collab.presets.stores import is_store_spec, resolve_store_spec
 
 DEFAULT_PAIR = "default"
 
@@ -107,7 +108,10 @@ def install_hint(name: str) -> str:
 
 
 def resolve_model(spec: str, data_dir: str | Path | None = None, *, pair_hint: str | None = None) -> Path:
-    """The GGUF path for a preset name or a path to a .gguf file."""
+    """The GGUF path for a preset name, a path to a .gguf file, an Ollama model
+    (ollama:NAME[:TAG]) or a Hugging Face file (hf:OWNER/REPO/FILE.gguf, hf:OWNER/REPO:QUANT)."""
+    if is_store_spec(spec):
+        return check_gguf_path(resolve_store_spec(spec))
     presets = load_presets()
     if spec in presets:
         preset = presets[spec]
@@ -118,4 +122,6 @@ def resolve_model(spec: str, data_dir: str | Path | None = None, *, pair_hint: s
     if looks_like_path:
         return check_gguf_path(spec)
     known = ", ".join(sorted(presets))
-    raise UnknownPresetError(f"unknown model {spec!r}: not a preset ({known}) and not a path to a .gguf file")
+    raise UnknownPresetError(
+        f"unknown model {spec!r}: not a preset ({known}), a path to a .gguf file, ollama:NAME or hf:OWNER/REPO/FILE"
+    )

@@ -38,4 +38,9 @@ def llama_cpp_server_command(
         # contexts do); llama-cpp-python turns it off unless asked.
         "--flash_attn",
         "true",
+        # By default a new request cuts short the one being streamed (it is sent
+        # [DONE] early): with many students, one student's probe would truncate
+        # another's mentor segment. Queue requests instead.
+        "--interrupt_requests",
+        "false",
     ]

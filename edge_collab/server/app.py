@@ -253,10 +253,6 @@ def log_generation(request: Request, result: GenerationResult | None) -> None:
         100 * stats.mentor_share,
         stats.wall_s,
     )
-    if stats.mentor_failures or stats.mentor_skipped_probes:
-        logger.warning(
-            "request %s: the mentor failed %d requests; %d probes skipped",
-            request.state.id,
-            stats.mentor_failures,
-            stats.mentor_skipped_probes,
-        )
+    trouble = stats.mentor_trouble()
+    if trouble:
+        logger.warning("request %s: %s", request.state.id, trouble)

@@ -68,6 +68,10 @@ def usage(stats: GenerationStats) -> dict[str, Any]:
         "divergences": stats.divergences,
         "adoptions": stats.adoptions,
         "mentor_decode_tokens": stats.mentor_decode_tokens,
+        "mentor_failures": stats.mentor_failures,
+        "mentor_skipped_probes": stats.mentor_skipped_probes,
+        # In words, when the mentor failed this answer; null when it did not.
+        "mentor_warning": stats.mentor_trouble(),
     }
 
 
