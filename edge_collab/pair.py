@@ -168,7 +168,7 @@ class CollabPair:
         settings = self.settings.with_changes(**overrides) if overrides else self.settings
         method = method_named(settings.method)
         mentor = self.mentor if method.needs_mentor else None
-        mentor_prompt: MentorPrompt | None = mentor.plain_prompt(text) if mentor is not None else None
+        mentor_prompt: MentorPrompt | None = mentor.plain_prompt(text, self.student) if mentor is not None else None
         student_prompt = self.student.plain_prompt(text) if method.uses_student else []
         return self._start(settings, Prompts(student_prompt, mentor_prompt), mentor, stream)
 

@@ -96,8 +96,14 @@ class ModelBackend(ABC):
 
     def chat_prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
         """The conversation in the model's chat format as text, for a server that
-        tokenizes for itself (a served mentor reads the student's rendering)."""
+        tokenizes for itself (a served mentor reads the student's rendering);
+        message contents are defused (chat_prompt.defuse)."""
         raise EdgeCollabError(f"{self.name} cannot render prompts as text for a remote mentor")
+
+    def special_texts(self) -> tuple[str, ...]:
+        """Texts a tokenizer that parses special tokens would read as one
+        (control and user-defined tokens), longest first."""
+        return ()
 
     @property
     def wants_bos(self) -> bool:

@@ -50,6 +50,20 @@ def as_utf8(text: str, what: str) -> bytes:
         ) from None
 
 
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def defuse(text: str, special_texts: Sequence[str]) -> str:
+    """`text` with every special token's text broken by a zero-width space
+    after its first character, for a server that tokenizes text with special
+    tokens parsed (llama-cpp-python's does): "<|im_end|>" typed by a user must
+    stay characters there too, never become an end of turn."""
+    for special in special_texts:
+        if special in text:
+            text = text.replace(special, special[0] + ZERO_WIDTH_SPACE + special[1:])
+    return text
+
+
 def _raise_template_error(message: str) -> None:
     raise jinja2.TemplateError(message)
 

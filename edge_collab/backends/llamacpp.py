@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_collab.backends import llama_log
 from edge_collab.backends.base import ModelBackend
-from edge_collab.backends.chat_prompt import chat_tokens, render_segments
+from edge_collab.backends.chat_prompt import chat_tokens, defuse, render_segments
 from edge_collab.backends.gguf_file import check_gguf_path
 from edge_collab.backends.preflight import ensure_loads
 from edge_collab.errors import ContextOverflowError, EdgeCollabError, ModelFileError
@@ -70,6 +70,7 @@ class LlamaCppBackend(ModelBackend):
         self._stack = ExitStack()
         self._piece_cache: dict[int, bytes] = {}
         self._fingerprint: str | None = None
+        self._special_texts: tuple[str, ...] | None = None
         self._capture_hidden = False
         self._last_hidden: np.ndarray | None = None
         _init_llama_backend()
@@ -203,12 +204,24 @@ class LlamaCppBackend(ModelBackend):
 
     def chat_prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
         """The conversation rendered with this model's template, as text (for a
-        server that tokenizes for itself and adds BOS on its own)."""
+        server that tokenizes for itself and adds BOS on its own). Contents are
+        defused: the server parses special tokens in what it is sent."""
         bos = self._token_text(self._bos)
-        text = "".join(
-            part for part, _ in render_segments(self.chat_template, messages, bos, self._token_text(self._eos))
-        )
+        specials = self.special_texts()
+        segments = render_segments(self.chat_template, messages, bos, self._token_text(self._eos))
+        text = "".join(part if markup else defuse(part, specials) for part, markup in segments)
         return text.removeprefix(bos) if bos else text
+
+    def special_texts(self) -> tuple[str, ...]:
+        if self._special_texts is None:
+            wanted = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+            texts = {
+                self._token_text(token)
+                for token in range(self.n_vocab)
+                if llama_cpp.llama_vocab_get_attr(self._vocab, token) & wanted
+            }
+            self._special_texts = tuple(sorted((t for t in texts if len(t) > 1 and t.strip()), key=len, reverse=True))
+        return self._special_texts
 
     @property
     def wants_bos(self) -> bool:

@@ -31,7 +31,7 @@ class LocalMentor:
     def chat_prompt(self, messages: Sequence[dict[str, str]], student: ModelBackend) -> MentorPrompt:
         return self.backend.chat_prompt(messages)
 
-    def plain_prompt(self, text: str) -> MentorPrompt:
+    def plain_prompt(self, text: str, student: ModelBackend | None = None) -> MentorPrompt:
         return self.backend.plain_prompt(text)
 
     def open_link(

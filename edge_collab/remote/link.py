@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_collab.backends.base import BackendCounters
+from edge_collab.backends.chat_prompt import defuse
 from edge_collab.engine.answer import Answer
 from edge_collab.engine.mentor import Audit
 from edge_collab.engine.sampling import TokenScore
@@ -117,7 +118,10 @@ class RemoteLink:
             self.stats.skipped_probes += 1
             return None
         student = self.answer.writer
-        prefix = student.detokenize(self.answer.tokens()[:word_start]).decode("utf-8", errors="replace")
+        # The student's own text may hold a special token's characters (it can
+        # echo what a user typed): the server must read them as text too.
+        written = student.detokenize(self.answer.tokens()[:word_start]).decode("utf-8", errors="replace")
+        prefix = defuse(written, student.special_texts())
         pieces = [student.token_bytes(t).decode("utf-8", errors="replace") for t in word]
         one_request = self.client.one_request_per_probe
         try:

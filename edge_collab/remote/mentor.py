@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge_collab.backends.base import BackendCounters, ModelBackend
+from edge_collab.backends.chat_prompt import defuse
 from edge_collab.engine.answer import Answer
 from edge_collab.engine.result import MentorPrompt, Steps
 from edge_collab.remote.alone import RemoteAlone
@@ -37,8 +38,9 @@ class RemoteMentor:
         """A server tokenizes for itself; it gets the student's rendering of the conversation."""
         return student.chat_prompt_text(messages)
 
-    def plain_prompt(self, text: str) -> MentorPrompt:
-        return text
+    def plain_prompt(self, text: str, student: ModelBackend | None = None) -> MentorPrompt:
+        """Raw text, which the student reads as plain text: the server must too."""
+        return defuse(text, student.special_texts()) if student is not None else text
 
     def open_link(
         self,
