@@ -29,6 +29,7 @@ from edge_collab.presets.registry import DEFAULT_PAIR, load_pairs, resolve_model
 from edge_collab.remote.client import ENV_API_KEY, CompletionClient, RemoteSettings
 from edge_collab.remote.mentor import RemoteMentor
 from edge_collab.settings import GenerationSettings, ModelSettings
+from edge_collab.thinking import prompt_opens_thinking
 from edge_collab.verifiers.base import Verifier
 from edge_collab.verifiers.named import check_verifier_name, open_verifier, verifier_file
 
@@ -157,8 +158,11 @@ class CollabPair:
         settings = self.settings.with_changes(**overrides) if overrides else self.settings
         method = method_named(settings.method)
         mentor = self.mentor if method.needs_mentor else None
-        mentor_prompt = mentor.chat_prompt(messages, self.student) if mentor is not None else None
-        student_prompt = self.student.chat_prompt(messages) if method.uses_student else []
+        # A mentor guiding the student continues the student's answer: its own
+        # thinking section stays closed. Alone, it thinks as the settings say.
+        mentor_thinking = settings.think if not method.uses_student else False
+        mentor_prompt = mentor.chat_prompt(messages, self.student, mentor_thinking) if mentor is not None else None
+        student_prompt = self.student.chat_prompt(messages, settings.think) if method.uses_student else []
         return self._start(settings, Prompts(student_prompt, mentor_prompt), mentor, stream)
 
     def complete(self, text: str, *, stream: bool = False, **overrides: object) -> GenerationResult | Generation:
@@ -177,6 +181,12 @@ class CollabPair:
     ) -> GenerationResult | Generation:
         verifier = self.verifier if method_named(settings.method).needs_verifier else None
         generation = start_generation(self.student, mentor, verifier, settings, prompts, self._budget_for(settings))
+        writer = self.student if prompts.student else getattr(mentor, "backend", None)
+        written = prompts.student or prompts.mentor
+        if writer is not None and isinstance(written, list) and written:
+            generation.opens_thinking = prompt_opens_thinking(
+                writer.detokenize(written[-8:]).decode("utf-8", "replace")
+            )
         return generation if stream else generation.run()
 
     @overload

@@ -191,6 +191,12 @@ class GenerationSettings:
         10, "Cap on the tokens after the first in one word step.", low=0, high=64, flag=None, request=None
     )
     repeat_guard: bool = option(True, "Stop when the last units of the answer repeat.", flag=None, request=None)
+    think: bool | None = option(
+        None,
+        "Thinking models: let the student think before it answers (--think) or not (--no-think); unset, its "
+        "template's default. A mentor guiding the student never thinks: it continues the student's answer.",
+        flag="--think/--no-think",
+    )
     probe_policy: str = option(
         "random",
         "random: probe a word with the probe rate; uncertainty: probe where the student's next-token entropy "
@@ -236,7 +242,7 @@ class GenerationSettings:
     )
 
     def __post_init__(self) -> None:
-        _validate(self, optional=frozenset({"mentor_budget"}))
+        _validate(self, optional=frozenset({"mentor_budget", "think"}))
         if self.mentor_budget == 0:
             object.__setattr__(self, "mentor_budget", None)  # 0 on any surface: no controller
 

@@ -79,10 +79,10 @@ class ScriptedBackend(ModelBackend):
     def tokenizer_fingerprint(self) -> str:
         return hashlib.sha256("\0".join(self.pieces).encode()).hexdigest()
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
+    def chat_prompt(self, messages: Sequence[dict[str, str]], thinking: bool | None = None) -> list[int]:
         return self.tokenize(("Q: " + " ".join(m["content"] for m in messages) + " A:").encode())
 
-    def chat_prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
+    def chat_prompt_text(self, messages: Sequence[dict[str, str]], thinking: bool | None = None) -> str:
         return "Q: " + " ".join(m["content"] for m in messages) + " A:"
 
     # ---- the script --------------------------------------------------------

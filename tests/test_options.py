@@ -64,7 +64,12 @@ def commands_with(flag: str) -> list[click.Command]:
     return found
 
 
-@pytest.mark.parametrize("name", [n for n, o in GENERATION_OPTIONS.items() if o.flag and n != "method"])
+SWITCHES = [n for n, o in GENERATION_OPTIONS.items() if o.flag and GENERATION_KINDS[n] == "bool"]
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, o in GENERATION_OPTIONS.items() if o.flag and n != "method" and n not in SWITCHES]
+)
 def test_every_command_accepts_what_the_api_accepts(name):
     flag = GENERATION_OPTIONS[name].flag
     assert flag is not None
@@ -74,6 +79,19 @@ def test_every_command_accepts_what_the_api_accepts(name):
         expected = api_accepts(name, value)
         for command in commands:
             assert cli_accepts(command, flag, value) == expected, (command.name, name, value)
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+def test_a_switch_is_a_flag_pair_everywhere_and_unset_by_default(name):
+    on, off = str(GENERATION_OPTIONS[name].flag).split("/")
+    commands = commands_with(on)
+    assert {"run", "chat", "serve"} <= {c.name for c in commands}
+    for command in commands:
+        arguments = [p.name or "" for p in command.params if isinstance(p, click.Argument) and p.required]
+        for given, expected in (([on], True), ([off], False), ([], None)):
+            assert command.make_context(command.name or "", [*arguments, *given]).params[name] is expected
+    assert request_accepts(name, True) and request_accepts(name, False) and not request_accepts(name, "yes")
+    assert api_accepts(name, None) and not api_accepts(name, "yes")
 
 
 def test_the_method_is_one_of_the_registry_s_everywhere():

@@ -91,10 +91,10 @@ class ModelBackend(ABC):
         """Equal for two models exactly when their token ids mean the same text."""
 
     @abstractmethod
-    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
+    def chat_prompt(self, messages: Sequence[dict[str, str]], thinking: bool | None = None) -> list[int]:
         """Tokens of a conversation in the model's own chat format, ready for the reply."""
 
-    def chat_prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
+    def chat_prompt_text(self, messages: Sequence[dict[str, str]], thinking: bool | None = None) -> str:
         """The conversation in the model's chat format as text, for a server that
         tokenizes for itself (a served mentor reads the student's rendering);
         message contents are defused (chat_prompt.defuse)."""

@@ -16,6 +16,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from edge_collab.errors import SettingsError
+from edge_collab.thinking import CLOSE, OPEN, final_answer, prompt_opens_thinking
 
 Tokenize = Callable[[bytes, bool], list[int]]  # (text, parse_special) -> ids
 
@@ -68,23 +69,44 @@ def _raise_template_error(message: str) -> None:
     raise jinja2.TemplateError(message)
 
 
+def is_thinking_template(template: str | None) -> bool:
+    """A template of a reasoning model: it writes or handles `<think>` sections."""
+    return bool(template) and ("<think>" in template or "enable_thinking" in template)  # type: ignore[operator]
+
+
 def render_segments(
-    template: str | None, messages: Sequence[dict[str, str]], bos_text: str, eos_text: str
+    template: str | None,
+    messages: Sequence[dict[str, str]],
+    bos_text: str,
+    eos_text: str,
+    thinking: bool | None = None,
 ) -> list[tuple[str, bool]]:
-    """The prompt as (text, is_markup) segments, markup first, ready for the reply."""
+    """The prompt as (text, is_markup) segments, markup first, ready for the reply.
+
+    `thinking` (templates of reasoning models): None leaves the template's
+    default; False renders the answer's thinking section closed and empty
+    (the template's own `enable_thinking=False` where it has one, else a
+    section the prompt opened is closed), so the model answers at once; True
+    asks the template to let the model think. Earlier answers in the
+    conversation lose their thinking, as the templates themselves drop it
+    (they cannot see it here: contents reach them as placeholders)."""
     validate_messages(messages)
+    if is_thinking_template(template):
+        messages = [{**m, "content": final_answer(m["content"])} if m["role"] == "assistant" else m for m in messages]
     contents = [m["content"] for m in messages]
     key = secrets.token_hex(8)
     masked = [{"role": m["role"], "content": _PLACEHOLDER.format(key=key, index=i)} for i, m in enumerate(messages)]
     if template:
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         try:
+            extra = {} if thinking is None else {"enable_thinking": thinking}
             rendered = env.from_string(template).render(
                 messages=masked,
                 add_generation_prompt=True,
                 bos_token=bos_text,
                 eos_token=eos_text,
                 raise_exception=_raise_template_error,
+                **extra,
             )
         except jinja2.TemplateError as error:
             raise SettingsError(f"the model's chat template failed: {error}") from None
@@ -92,6 +114,10 @@ def render_segments(
         # Base models without a template: a plain transcript they can continue.
         lines = [f"{m['role'].capitalize()}: {m['content']}\n" for m in masked]
         rendered = "".join(lines) + "Assistant:"
+    if thinking is False and prompt_opens_thinking(rendered):
+        # The prompt opened the answer's thinking (DeepSeek-R1's template always
+        # does): close it, empty, as templates with a switch write it.
+        rendered = rendered[: rendered.rfind(OPEN) + len(OPEN)] + "\n\n" + CLOSE + "\n\n"
     segments: list[tuple[str, bool]] = []
     position = 0
     for match in _PLACEHOLDER_RE.finditer(rendered):
@@ -112,11 +138,12 @@ def chat_tokens(
     bos_text: str,
     eos_text: str,
     bos_token: int | None,
+    thinking: bool | None = None,
 ) -> list[int]:
     """Token ids of the conversation; BOS is added when the model wants one and
     the template did not write it."""
     tokens: list[int] = []
-    for text, is_markup in render_segments(template, messages, bos_text, eos_text):
+    for text, is_markup in render_segments(template, messages, bos_text, eos_text, thinking):
         tokens.extend(tokenize(text.encode("utf-8"), is_markup))
     if bos_token is not None and (not tokens or tokens[0] != bos_token):
         tokens.insert(0, bos_token)

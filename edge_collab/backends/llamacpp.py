@@ -192,7 +192,7 @@ class LlamaCppBackend(ModelBackend):
             return ""
         return (llama_cpp.llama_vocab_get_text(self._vocab, token) or b"").decode("utf-8", errors="replace")
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
+    def chat_prompt(self, messages: Sequence[dict[str, str]], thinking: bool | None = None) -> list[int]:
         return chat_tokens(
             self.chat_template,
             messages,
@@ -200,15 +200,16 @@ class LlamaCppBackend(ModelBackend):
             bos_text=self._token_text(self._bos),
             eos_text=self._token_text(self._eos),
             bos_token=self._bos if self.wants_bos else None,
+            thinking=thinking,
         )
 
-    def chat_prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
+    def chat_prompt_text(self, messages: Sequence[dict[str, str]], thinking: bool | None = None) -> str:
         """The conversation rendered with this model's template, as text (for a
         server that tokenizes for itself and adds BOS on its own). Contents are
         defused: the server parses special tokens in what it is sent."""
         bos = self._token_text(self._bos)
         specials = self.special_texts()
-        segments = render_segments(self.chat_template, messages, bos, self._token_text(self._eos))
+        segments = render_segments(self.chat_template, messages, bos, self._token_text(self._eos), thinking)
         text = "".join(part if markup else defuse(part, specials) for part, markup in segments)
         return text.removeprefix(bos) if bos else text
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from edge_collab.cli.options import generation_options, generation_settings, model_options, open_pair
-from edge_collab.cli.render import stream_pieces, summary_line
+from edge_collab.cli.render import HIDE_THINKING, stream_pieces, summary_line
 from edge_collab.engine.generation import Generation
 from edge_collab.engine.result import GenerationResult
 from edge_collab.errors import ContextOverflowError, EdgeCollabError
@@ -28,8 +28,9 @@ def _read_line() -> str | None:
 @model_options
 @generation_options()
 @click.option("--system", default=None, help="A system message that opens the conversation.")
+@HIDE_THINKING
 @click.pass_context
-def chat(ctx: click.Context, system: str | None, **options: Any) -> None:
+def chat(ctx: click.Context, system: str | None, hide_thinking: bool, **options: Any) -> None:
     """Chat with the student, guided by the mentor.
 
     When the conversation outgrows the context, its oldest exchanges are
@@ -67,7 +68,7 @@ def chat(ctx: click.Context, system: str | None, **options: Any) -> None:
                 messages.pop()  # this message cannot be answered; the conversation before it stays
                 continue
             try:
-                stream_pieces(generation)
+                stream_pieces(generation, hide_thinking)
             except KeyboardInterrupt:
                 # Keep what was written: the partial answer stays in the conversation.
                 partial = "".join(piece.text for piece in generation.pieces)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from edge_collab.cli.options import generation_options, generation_settings, model_options, open_pair
-from edge_collab.cli.render import stream_pieces, summary_line
+from edge_collab.cli.render import HIDE_THINKING, stream_pieces, summary_line
 
 
 class PromptError(click.ClickException):
@@ -41,8 +41,9 @@ def read_prompt(prompt: str | None) -> str:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object (text, pieces, stats) instead of streaming."
 )
+@HIDE_THINKING
 @click.pass_context
-def run(ctx: click.Context, prompt: str | None, as_json: bool, **options: Any) -> None:
+def run(ctx: click.Context, prompt: str | None, as_json: bool, hide_thinking: bool, **options: Any) -> None:
     """Answer PROMPT, streaming it with mentor-written text marked."""
     text = read_prompt(prompt)
     settings = generation_settings(options)
@@ -51,6 +52,6 @@ def run(ctx: click.Context, prompt: str | None, as_json: bool, **options: Any) -
         if as_json:
             click.echo(json.dumps(generation.run().to_dict(), ensure_ascii=False))
             return
-        stream_pieces(generation)
+        stream_pieces(generation, hide_thinking)
         assert generation.result is not None
         click.echo(summary_line(generation.result.stats), err=True)

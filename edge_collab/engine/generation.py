@@ -23,6 +23,9 @@ class Generation:
     def __init__(self, loop: Steps):
         self._loop = loop
         self._steps = loop.steps()
+        # Whether the prompt opened a thinking section (DeepSeek-R1's template
+        # does): the answer then starts inside it (edge_collab/thinking.py).
+        self.opens_thinking = False
 
     def __iter__(self) -> Iterator[Piece]:
         return self._steps

@@ -28,8 +28,10 @@ class LocalMentor:
     def counters(self) -> BackendCounters:
         return self.backend.counters
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]], student: ModelBackend) -> MentorPrompt:
-        return self.backend.chat_prompt(messages)
+    def chat_prompt(
+        self, messages: Sequence[dict[str, str]], student: ModelBackend, thinking: bool | None = False
+    ) -> MentorPrompt:
+        return self.backend.chat_prompt(messages, thinking=thinking)
 
     def plain_prompt(self, text: str, student: ModelBackend | None = None) -> MentorPrompt:
         return self.backend.plain_prompt(text)

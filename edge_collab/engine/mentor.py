@@ -117,7 +117,12 @@ class Mentor(Protocol):
         """Whether it reads both segments with its own model (a learned verifier needs it)."""
         ...
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]], student: ModelBackend) -> MentorPrompt: ...
+    def chat_prompt(
+        self, messages: Sequence[dict[str, str]], student: ModelBackend, thinking: bool | None = False
+    ) -> MentorPrompt:
+        """The mentor's prompt. `thinking` False (guiding): a thinking mentor's
+        section is rendered closed and empty, so it continues the student's
+        answer as answer text (docs/method.md)."""
 
     def plain_prompt(self, text: str, student: ModelBackend | None = None) -> MentorPrompt: ...
 

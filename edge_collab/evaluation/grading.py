@@ -16,6 +16,7 @@ from edge_collab.evaluation.extract import (
 from edge_collab.evaluation.humaneval_exec import build_program, passes
 from edge_collab.evaluation.prompts import Question
 from edge_collab.evaluation.tasks import Item
+from edge_collab.thinking import final_answer
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class Grade:
 
 
 def grade(item: Item, question: Question, reply: str) -> Grade:
+    """The reply's final answer against the item: a thinking section is not graded."""
+    reply = final_answer(reply)
     if item.kind == "choice":
         chosen = extract_choice(reply, question.options)
         return Grade(chosen, item.is_correct_option(chosen))

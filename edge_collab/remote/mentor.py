@@ -34,9 +34,12 @@ class RemoteMentor:
     backend = None  # nothing in process
     can_score = False  # a server gives no scores of both segments for a learned verifier
 
-    def chat_prompt(self, messages: Sequence[dict[str, str]], student: ModelBackend) -> MentorPrompt:
-        """A server tokenizes for itself; it gets the student's rendering of the conversation."""
-        return student.chat_prompt_text(messages)
+    def chat_prompt(
+        self, messages: Sequence[dict[str, str]], student: ModelBackend, thinking: bool | None = False
+    ) -> MentorPrompt:
+        """A server tokenizes for itself; it gets the student's rendering of the
+        conversation (so a thinking section follows the student's template)."""
+        return student.chat_prompt_text(messages, thinking=thinking)
 
     def plain_prompt(self, text: str, student: ModelBackend | None = None) -> MentorPrompt:
         """Raw text, which the student reads as plain text: the server must too."""

@@ -163,7 +163,7 @@ class Completions:
         finally:
             turn.release()
         log_generation(request, result)
-        return JSONResponse(reply.final(result))
+        return JSONResponse(reply.final(result, generation.opens_thinking))
 
 
 def _refusal(error: BaseException) -> JSONResponse | None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from edge_collab.engine.pieces import Piece
 from edge_collab.engine.result import GenerationResult
 from edge_collab.engine.stats import GenerationStats
+from edge_collab.thinking import split_thinking
 
 
 def error_response(
@@ -88,11 +89,15 @@ class Reply:
     model: str
     chat: bool
 
-    def final(self, result: GenerationResult) -> dict[str, Any]:
+    def final(self, result: GenerationResult, opens_thinking: bool = False) -> dict[str, Any]:
         """The whole answer, for a request that did not stream."""
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason(result.stats), "logprobs": None}
         if self.chat:
-            choice["message"] = {"role": "assistant", "content": result.text}
+            # A thinking model's section apart, as llama-server and vLLM return it.
+            thinking, answer = split_thinking(result.text, opens_thinking)
+            choice["message"] = {"role": "assistant", "content": answer}
+            if thinking:
+                choice["message"]["reasoning_content"] = thinking
         else:
             choice["text"] = result.text
         return {
@@ -105,11 +110,12 @@ class Reply:
             "pieces": [piece.to_dict() for piece in result.pieces],
         }
 
-    def chunk(self, text: str | None, source: str | None, finish: str | None) -> dict[str, Any]:
-        """One streamed event; `source` says which model wrote its text."""
+    def chunk(self, text: str | None, source: str | None, finish: str | None, field: str = "content") -> dict[str, Any]:
+        """One streamed event; `source` says which model wrote its text; `field`
+        is "reasoning_content" for a thinking section's text (chat)."""
         choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
         if self.chat:
-            choice["delta"] = {"content": text} if text is not None else {}
+            choice["delta"] = {field: text} if text is not None else {}
         else:
             choice["text"] = text or ""
         if source is not None:

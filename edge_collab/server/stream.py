@@ -18,6 +18,7 @@ from edge_collab.engine.result import GenerationResult
 from edge_collab.errors import EdgeCollabError
 from edge_collab.server.bodies import Reply, finish_reason, runs_by_source, usage
 from edge_collab.server.worker import ModelsThread
+from edge_collab.thinking import ThinkingStream
 
 logger = logging.getLogger(__name__)
 Event = dict[str, str]
@@ -61,6 +62,7 @@ async def stream_events(
             loop.call_soon_threadsafe(release)
 
     models.submit(work)
+    thinking = ThinkingStream(starts_inside=generation.opens_thinking)
     try:
         if reply.chat:
             yield {"data": json.dumps(reply.opening_chunk())}
@@ -76,15 +78,27 @@ async def stream_events(
                     stop.set()
                 else:
                     for text, source in runs_by_source(pieces):
-                        yield {"data": json.dumps(reply.chunk(text, source, None))}
+                        for field, part in _fields(thinking, text, reply.chat):
+                            yield {"data": json.dumps(reply.chunk(part, source, None, field))}
             ending = next(((kind, value) for kind, value in events if kind != "piece"), None)
             if ending is not None:
+                for kind, part in thinking.finish() if reply.chat else []:  # text held back at a tag's start
+                    field = "reasoning_content" if kind == "thinking" else "content"
+                    yield {"data": json.dumps(reply.chunk(part, None, None, field))}
                 release()  # before [DONE], so the client's next request finds the server free
                 for event in _closing_events(reply, *ending, include_usage, on_result):
                     yield event
                 break
     finally:
         stop.set()
+
+
+def _fields(thinking: ThinkingStream, text: str, chat: bool) -> list[tuple[str, str]]:
+    """(delta field, text) for a run of text: a chat stream sends a thinking
+    section's text as reasoning_content; completions send text as it is."""
+    if not chat:
+        return [("content", text)]
+    return [("reasoning_content" if kind == "thinking" else "content", part) for kind, part in thinking.feed(text)]
 
 
 def _closing_events(

@@ -242,7 +242,7 @@ def collect_divergences(
                 continue
             question = build_question(item, settings.seed)
             messages = [{"role": "user", "content": question.message}]
-            prompts = Prompts(pair.student.chat_prompt(messages), mentor.chat_prompt(messages))
+            prompts = Prompts(pair.student.chat_prompt(messages), mentor.chat_prompt(messages, thinking=False))
             recorder = RecordingVerifier(
                 pair.student, item, question, len(prompts.student), settings.max_new_tokens, finish, hidden_state
             )
