@@ -4,6 +4,7 @@ HTTP server. Every wait is bounded."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -124,6 +125,60 @@ def delaying_proxy(target_port: int, delay_s: float) -> Iterator[str]:
                 back.start()
                 pump(self.request, upstream, 0.0)
                 back.join(timeout=30)
+
+    with _serving(Relay) as url:
+        yield url
+
+
+@contextmanager
+def latency_proxy(target_port: int, round_trip_s: float) -> Iterator[str]:
+    """Forwards TCP to target_port as a network with this round trip would: every
+    chunk, either way, arrives half the round trip after it was sent, in order,
+    and chunks sent close together stay close together (unlike delaying_proxy,
+    which holds each chunk of a reply back in turn)."""
+    one_way = round_trip_s / 2
+
+    class Relay(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection(("127.0.0.1", target_port), timeout=30) as upstream:
+
+                def pump(source: socket.socket, sink: socket.socket) -> None:
+                    queue: list[tuple[float, bytes]] = []
+                    ready = threading.Condition()
+                    done = threading.Event()
+
+                    def send() -> None:
+                        while True:
+                            with ready:
+                                while not queue and not done.is_set():
+                                    ready.wait(0.5)
+                                if not queue and done.is_set():
+                                    return
+                                due, chunk = queue.pop(0)
+                            time.sleep(max(0.0, due - time.monotonic()))
+                            try:
+                                sink.sendall(chunk)
+                            except OSError:
+                                return
+
+                    sender = threading.Thread(target=send, daemon=True)
+                    sender.start()
+                    try:
+                        while chunk := source.recv(65536):
+                            with ready:
+                                queue.append((time.monotonic() + one_way, chunk))
+                                ready.notify()
+                    except OSError:
+                        pass
+                    done.set()
+                    sender.join(timeout=30)
+                    with contextlib.suppress(OSError):
+                        sink.shutdown(socket.SHUT_WR)
+
+                back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
+                back.start()
+                pump(self.request, upstream)
+                back.join(timeout=60)
 
     with _serving(Relay) as url:
         yield url

@@ -381,3 +381,40 @@ def test_the_students_echo_of_control_text_is_defused_too(tiny_paths):
         specials = pair.student.special_texts()
     assert sent and all("<|im_end|>" not in prompt and "<|im_start|>" not in prompt for prompt in sent)
     assert defuse(TRICKY, specials) in sent[0]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"temperature": 0.9, "seed": 5},
+        {"probe_rate": 1.0, "segment_tokens": 8},
+        {"probe_policy": "uncertainty", "uncertainty_threshold": 0.5},
+        {"mentor_budget": 0.5, "stop": ("mat",)},
+    ],
+    ids=["greedy", "sampled", "every-word", "uncertainty", "budget-and-stop"],
+)
+def test_writing_on_during_a_probe_gives_the_answer_of_probing_in_turn(tiny_paths, server, changes):
+    """With 30 ms added to every round trip the student writes ahead while each
+    probe is in flight; kept where the mentor agrees, rolled back where it does
+    not. The answers are those of probing in turn, token for token."""
+    port = int(server.rsplit(":", 1)[1])
+    settings = GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3, segment_tokens=16).with_changes(
+        **changes
+    )
+    results = {}
+    with delaying_proxy(port, delay_s=0.015) as slow_url:
+        for overlap in (False, True):
+            remote = RemoteSettings(overlap_probes=overlap, one_request_rtt_s=10.0)  # one request mode, as when far
+            with open_remote(tiny_paths, slow_url, settings=settings, remote_settings=remote) as pair:
+                results[overlap] = [pair.generate(prompt) for prompt in (PROMPT, "the dog and the cat", "a mat")]
+    for in_turn, overlapped in zip(results[False], results[True], strict=True):
+        assert overlapped.text == in_turn.text
+        assert [p.source for p in overlapped.pieces] == [p.source for p in in_turn.pieces]
+        assert overlapped.stats.probes == in_turn.stats.probes
+        assert overlapped.stats.adoptions == in_turn.stats.adoptions
+        assert in_turn.stats.tokens_written_ahead == 0
+    written_ahead = sum(r.stats.tokens_written_ahead for r in results[True])
+    assert written_ahead > 0  # the overlap really happened
+    if any(r.stats.divergences for r in results[True]):
+        assert sum(r.stats.tokens_ahead_rolled_back for r in results[True]) > 0  # and was rolled back

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 
 from edge_collab.engine.answer import Answer
@@ -62,6 +63,17 @@ class Consultation:
             split = self.link.probe(word_start, word)
         except ContextOverflowError:
             return self._mentor_is_full()
+        return self.after_probe(word_start, split)
+
+    def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
+        """The probe of `at_word`, in flight while the student writes on; its
+        result goes to `after_probe` (engine/word_loop.py)."""
+        self.stats.probes += 1
+        self._fired_at = None
+        return self.link.start_probe(word_start, word)
+
+    def after_probe(self, word_start: int, split: int | None) -> bool:
+        """Consult where the probe found the two part; returns whether the answer ended."""
         if split is None:
             return False
         self.stats.divergences += 1

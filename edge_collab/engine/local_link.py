@@ -16,6 +16,7 @@ so any two models can be paired.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -127,6 +128,10 @@ class LocalLink(ABC):
         self.mentor.discard_branch()
 
     can_audit = False
+    can_overlap = False  # the mentor shares the student's CPU: nothing to hide
+
+    def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
+        raise NotImplementedError("a mentor in process is probed in turn")
 
     def unread(self, frontier: int) -> int:
         return max(0, frontier - self.synced)

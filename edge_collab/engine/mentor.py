@@ -10,6 +10,7 @@ sees these two protocols, so it never asks which kind of mentor it has.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,6 +46,16 @@ class MentorLink(Protocol):
     def probe(self, word_start: int, word: list[int]) -> int | None:
         """Would the mentor have written the student's word (answer tokens from
         `word_start`)? None when it would, else the answer position where the two part."""
+        ...
+
+    @property
+    def can_overlap(self) -> bool:
+        """Whether `start_probe` can run a probe while the student writes on (a served mentor)."""
+        ...
+
+    def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
+        """`probe`, in flight on another thread; nothing else touches the link
+        until its result is taken."""
         ...
 
     def read_student_segment(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +15,15 @@ class TokenChooser:
     def __init__(self, temperature: float, rng: np.random.Generator):
         self.temperature = temperature
         self._rng = rng
+
+    @property
+    def state(self) -> Mapping[str, Any]:
+        """The random generator's state (for writing ahead and rolling back)."""
+        return self._rng.bit_generator.state
+
+    @state.setter
+    def state(self, value: Mapping[str, Any]) -> None:
+        self._rng.bit_generator.state = value
 
     def choose(self, logits: np.ndarray) -> int:
         if self.temperature <= 0.0:

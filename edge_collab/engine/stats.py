@@ -27,6 +27,8 @@ class GenerationStats:
     verifier_eval_tokens: int = 0  # tokens evaluated on scratch branches for verifier prompts
     reevaluated_tokens: int = 0  # tokens either model evaluated a second time at the same place
     student_discarded_tokens: int = 0  # student tokens dropped when a mentor segment replaced them
+    tokens_written_ahead: int = 0  # student tokens written while a served mentor's probe was in flight
+    tokens_ahead_rolled_back: int = 0  # of those, tokens rolled back because the mentor disagreed
     mentor_forward_passes: int = 0  # the mentor's forward passes: one per batch read or token decoded
     mentor_round_trips: int = 0  # remote mentor: requests sent (retries included)
     mentor_network_s: float = 0.0  # remote mentor: time waiting on the network and the server

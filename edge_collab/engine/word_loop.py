@@ -14,7 +14,10 @@ built on it is comparable token for token with them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +29,7 @@ from edge_collab.engine.probe_policy import (
     AuditPolicy,
     ProbePolicy,
     RandomProbePolicy,
+    StepSignal,
     UncertaintyProbePolicy,
     step_signal,
 )
@@ -34,9 +38,20 @@ from edge_collab.engine.run import Run
 from edge_collab.engine.sampling import TokenChooser
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.trigger import trigger_for
-from edge_collab.engine.writer import ModelWriter
+from edge_collab.engine.writer import ModelWriter, Written
 from edge_collab.errors import ContextOverflowError
 from edge_collab.verifiers.base import Verdict, is_graded, needs_scores
+
+
+@dataclass
+class _Ahead:
+    """A word the student wrote while a probe was in flight: decided on (probe
+    or not) only once the probe's verdict is in, in the order written."""
+
+    start: int
+    word: Written
+    signal: StepSignal | None
+    checkpoint: tuple[Mapping[str, Any], int | None]  # the writer's, before this word
 
 
 class WordLoop:
@@ -69,6 +84,7 @@ class WordLoop:
         }
         self._graded = is_graded(run.verifier)  # read once: the probe pressure is asked at every word step
         self._consultation: Consultation | None = None
+        self._ahead: deque[_Ahead] = deque()  # written while a probe was in flight
 
     def steps(self) -> Iterator[Piece]:
         started = time.perf_counter()
@@ -117,13 +133,17 @@ class WordLoop:
     def _word_step(self, answer: Answer, writer: ModelWriter) -> str | None:
         """One word of the answer; returns why the answer ends here, if it does."""
         settings = self.settings
-        if len(answer) >= settings.max_new_tokens:
+        ahead = self._ahead.popleft() if self._ahead else None
+        word_start = ahead.start if ahead is not None else len(answer)
+        if word_start >= settings.max_new_tokens:
             return "length"
-        word_start = len(answer)
         consultation = self._consultation if self._consultation is not None and self._consultation.active else None
-        # The signal reads the logits the writer is about to use: no extra evaluation.
-        signal = step_signal(self.backend.next_logits()) if consultation and self._policy.needs_signal else None
-        word = writer.word(settings.word_extra_tokens)  # propose
+        if ahead is not None:  # written while the last probe was in flight
+            signal, word = ahead.signal, ahead.word
+        else:
+            # The signal reads the logits the writer is about to use: no extra evaluation.
+            signal = step_signal(self.backend.next_logits()) if consultation and self._policy.needs_signal else None
+            word = writer.word(settings.word_extra_tokens)  # propose
         if word.ended and not self._audit_due(consultation, at_end=True):  # the last words are audited too
             return "eos"
         answer.label_new(self.source)
@@ -133,12 +153,66 @@ class WordLoop:
             fetched, ended = consultation.audit(self._trigger, self._probe_pressure)  # audit, consult, verify
             stop_reason = "eos" if ended or (word.ended and not fetched) else None
         elif consultation is not None and self._policy.should_probe(signal, self._probe_pressure):  # decide
-            ended = consultation.at_word(word_start, word.tokens)  # probe, consult, verify
+            if consultation.link.can_overlap and not isinstance(self._policy, AuditPolicy):
+                ended = self._probe_writing_on(answer, writer, consultation, word_start, word.tokens)
+            else:
+                ended = consultation.at_word(word_start, word.tokens)  # probe, consult, verify
             stop_reason = "eos" if ended else None
-        if len(answer) > settings.max_new_tokens:
+        word_end = self._ahead[0].start if self._ahead else len(answer)
+        if word_end > settings.max_new_tokens:
+            self._drop_ahead(answer, writer)
             answer.trim_to(settings.max_new_tokens)
             stop_reason = "length"
-        return self._finish(answer, self._read_so_far(answer)) or stop_reason
+        upto = word_end if self._ahead else self._read_so_far(answer)
+        stop_reason = self._finish(answer, upto) or stop_reason
+        if stop_reason is not None:
+            self._drop_ahead(answer, writer)
+        return stop_reason
+
+    def _probe_writing_on(
+        self, answer: Answer, writer: ModelWriter, consultation: Consultation, word_start: int, word: list[int]
+    ) -> bool:
+        """Probe a served mentor while the student writes on: the words written
+        meanwhile are kept when the mentor agrees (and decided on in turn, as if
+        written after), rolled back when it does not. With the same seed the
+        answer is the one the probe in turn gives, token for token (tested)."""
+        pending = consultation.start_probe(word_start, word)
+        settings = self.settings
+        written_ahead = 0
+        while not pending.done() and written_ahead < settings.segment_tokens:
+            start, checkpoint = len(answer), writer.checkpoint()
+            if start >= settings.max_new_tokens:
+                break
+            try:
+                signal = step_signal(self.backend.next_logits()) if self._policy.needs_signal else None
+                ahead = writer.word(settings.word_extra_tokens)
+            except ContextOverflowError:
+                # The context is full: leave this word to be written (and to
+                # overflow) in turn, after the verdict, as without overlap.
+                answer.rollback(start)
+                writer.restore(checkpoint, answer.prompt_length + start)
+                break
+            self._ahead.append(_Ahead(start, ahead, signal, checkpoint))
+            written_ahead += len(ahead.tokens)
+            if ahead.ended:
+                break
+        self.stats.tokens_written_ahead += written_ahead
+        split = pending.result()
+        if split is not None:
+            self.stats.tokens_ahead_rolled_back += self._drop_ahead(answer, writer)
+        return consultation.after_probe(word_start, split)
+
+    def _drop_ahead(self, answer: Answer, writer: ModelWriter) -> int:
+        """Roll back the words written ahead, and the writer's random state with
+        them; returns how many tokens went."""
+        if not self._ahead:
+            return 0
+        first = self._ahead[0]
+        dropped = len(answer) - first.start
+        answer.rollback(first.start)
+        writer.restore(first.checkpoint, answer.prompt_length + first.start)
+        self._ahead.clear()
+        return dropped
 
     def _finish(self, answer: Answer, upto: int | None = None) -> str | None:
         """Make the step's tokens final (those before `upto`) and tell the budget."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +44,31 @@ class ModelWriter:
         # a verifier needs them (costs a softmax per token).
         self.scores: dict[int, TokenScore] | None = {} if record_scores else None
         self.recent_logits: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def checkpoint(self) -> tuple[Mapping[str, Any], int | None]:
+        """Where the writer stands before it writes ahead: its random state and
+        the token it already chose for the next position (chosen once, see above)."""
+        peeked = self._peeked
+        token = peeked[1] if peeked is not None and peeked[0] == self.backend.version else None
+        return self.chooser.state, token
+
+    def restore(self, checkpoint: tuple[Mapping[str, Any], int | None], position: int) -> None:
+        """Back to `checkpoint` once the context is rolled back to `position`,
+        the same context the checkpoint saw: the next token is the one chosen then,
+        and later choices draw what they would have drawn."""
+        state, token = checkpoint
+        self.forget_from(position)
+        self.chooser.state = state
+        self._peeked = (self.backend.version, token) if token is not None else None
+
+    def forget_from(self, position: int) -> None:
+        """Drop what was recorded at context positions from `position` on (tokens
+        written ahead and rolled back)."""
+        if self.scores is not None:
+            for key in [k for k in self.scores if k >= position]:
+                del self.scores[key]
+        for key in [k for k in self.recent_logits if k >= position]:
+            del self.recent_logits[key]
 
     def peek(self) -> int:
         version = self.backend.version

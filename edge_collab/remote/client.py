@@ -86,6 +86,9 @@ class RemoteSettings:
     # one_request_rtt_s, else a second request only at divergences.
     probe_requests: str = "auto"
     one_request_rtt_s: float = 0.05
+    # The student writes on while a probe is in flight (engine/word_loop.py);
+    # the answer is the same either way, so this is only for measuring.
+    overlap_probes: bool = True
     request_extra: dict[str, object] = field(default_factory=_default_request_extra)
 
 

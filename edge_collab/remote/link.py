@@ -27,6 +27,7 @@ repeated failures a circuit breaker stops probing for a while.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,8 +94,9 @@ class RemoteLink:
         prompt_text: str,
         answer: Answer,
         segment_tokens: int,
+        executor: ThreadPoolExecutor,
     ):
-        self.client, self.breaker, self.counters = client, breaker, counters
+        self.client, self.breaker, self.counters, self.executor = client, breaker, counters, executor
         self.split_row: np.ndarray | None = None  # never filled: learned verifiers need a local mentor
         self.student_segment_logprobs = np.zeros(0)
         self.prompt_text = prompt_text
@@ -112,20 +114,42 @@ class RemoteLink:
             client.counters.failures,
         )
 
+    @property
+    def can_overlap(self) -> bool:
+        """Whether a probe runs while the student writes on (engine/word_loop.py)."""
+        return self.client.settings.overlap_probes
+
     def probe(self, word_start: int, word: list[int]) -> int | None:
-        breaker = self.breaker
-        if not breaker.allow():
+        if not self.breaker.allow():
             self.stats.skipped_probes += 1
             return None
+        return self._ask(word_start, *self._request_text(word_start, word))
+
+    def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
+        """The probe, asked on another thread while the student writes on; what it
+        needs of the answer is read here, before the answer grows. The caller
+        takes the result before anything else touches this link."""
+        if not self.breaker.allow():
+            self.stats.skipped_probes += 1
+            done: Future[int | None] = Future()
+            done.set_result(None)
+            return done
+        return self.executor.submit(self._ask, word_start, *self._request_text(word_start, word))
+
+    def _request_text(self, word_start: int, word: list[int]) -> tuple[str, list[str]]:
         student = self.answer.writer
         # The student's own text may hold a special token's characters (it can
         # echo what a user typed): the server must read them as text too.
         written = student.detokenize(self.answer.tokens()[:word_start]).decode("utf-8", errors="replace")
         prefix = defuse(written, student.special_texts())
         pieces = [student.token_bytes(t).decode("utf-8", errors="replace") for t in word]
+        return prefix, pieces
+
+    def _ask(self, word_start: int, prefix: str, pieces: list[str]) -> int | None:
+        breaker, student = self.breaker, self.answer.writer
         one_request = self.client.one_request_per_probe
         try:
-            budget = len(word) + (self.segment_tokens if one_request else 0)
+            budget = len(pieces) + (self.segment_tokens if one_request else 0)
             # With a second request to come, the first needs only the text.
             completion = self.client.complete(self.prompt_text + prefix, max_tokens=budget, pieces=one_request)
             self.decode_tokens += len(completion.tokens) or len(student.tokenize(completion.text.encode("utf-8")))

@@ -5,6 +5,7 @@ answer the mentor writes alone is one streamed completion (remote/alone.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -27,8 +28,11 @@ class RemoteMentor:
         self.breaker = breaker or CircuitBreaker()
         self.counters = BackendCounters()
         self.name = client.model or client.url
+        # One probe in flight at a time, on its own thread: the student writes on meanwhile.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-collab-probe")
 
     def close(self) -> None:
+        self.executor.shutdown(wait=True)
         self.client.close()
 
     backend = None  # nothing in process
@@ -54,7 +58,9 @@ class RemoteMentor:
         record_scores: bool,
     ) -> RemoteLink:
         assert isinstance(prompt, str)
-        return RemoteLink(self.client, self.breaker, self.counters, prompt, answer, settings.segment_tokens)
+        return RemoteLink(
+            self.client, self.breaker, self.counters, prompt, answer, settings.segment_tokens, self.executor
+        )
 
     def alone(self, student: ModelBackend, prompt: MentorPrompt, settings: GenerationSettings) -> Steps:
         assert isinstance(prompt, str)
