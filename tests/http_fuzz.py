@@ -139,7 +139,9 @@ def _send(port: int, method: str, path: str, body: bytes | None, headers: dict[s
         connection.close()
 
 
-def _send_chunked(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+def send_chunked(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    """POST `body` without a Content-Length, in chunks; the status and body of
+    the reply, which may come (and close the connection) before all was sent."""
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as sock:
         head = f"POST {path} HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
         head += "".join(f"{key}: {value}\r\n" for key, value in headers.items()) + "\r\n"
@@ -191,7 +193,7 @@ def fuzz(port: int, key: str, openapi: dict[str, Any], n: int, seed: int = 0) ->
         counts.requests += 1
         try:
             if chunked:
-                status, reply = _send_chunked(port, path, payload or b"", headers)
+                status, reply = send_chunked(port, path, payload or b"", headers)
             else:
                 status, reply = _send(port, method, path, payload, headers)
         except TimeoutError:

@@ -14,7 +14,14 @@ PACKAGE = REPOSITORY / "edge_collab"
 
 # Lowest first. A module may import its own layer and those below it.
 LAYERS = [
-    ("edge_collab.errors", "edge_collab.paths", "edge_collab.journal", "edge_collab.plotting", "edge_collab.thinking"),
+    (
+        "edge_collab.errors",
+        "edge_collab.paths",
+        "edge_collab.journal",
+        "edge_collab.plotting",
+        "edge_collab.thinking",
+        "edge_collab.hashing",
+    ),
     ("edge_collab.settings",),
     ("edge_collab.backends",),
     (

@@ -8,10 +8,10 @@ from __future__ import annotations
 import http.client
 import json
 import signal
-import socket
 import time
 
 import pytest
+from http_fuzz import send_chunked
 from servers import MODELS_REPLY, edge_collab_server, scripted_server
 from test_cli import tiny_pair
 from test_server import KEY, raw
@@ -116,30 +116,8 @@ def test_loopback_names_are_answered(server, host):
 
 
 def _chunked_post(port: int, total_bytes: int) -> tuple[int, bytes]:
-    """A body with no Content-Length, sent in chunks; returns the status and
-    body of the reply, which may come before the whole body was sent."""
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        head = (
-            f"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {KEY}\r\n"
-            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-        )
-        sock.sendall(head.encode())
-        body = b'{"prompt": "' + b"a" * total_bytes + b'"}'
-        try:
-            for start in range(0, len(body), 1 << 16):
-                chunk = body[start : start + (1 << 16)]
-                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            sock.sendall(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered and closed before the whole body was sent
-        reply = b""
-        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < 20:
-            data = sock.recv(65536)
-            if not data:
-                break
-            reply += data
-    status = int(reply.split(b" ", 2)[1])
-    return status, reply.split(b"\r\n\r\n", 1)[1]
+    headers = {"Host": f"127.0.0.1:{port}", "Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    return send_chunked(port, "/v1/completions", b'{"prompt": "' + b"a" * total_bytes + b'"}', headers)
 
 
 def test_a_chunked_body_over_the_limit_is_refused(server):

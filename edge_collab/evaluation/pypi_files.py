@@ -8,7 +8,6 @@ the file is fetched directly and checked against our pin.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge_collab.errors import InstallError
+from edge_collab.hashing import sha256_file
 
 _DEFAULT_INDEX = "https://pypi.org/simple"
 _CHUNK = 1 << 20
@@ -86,11 +86,7 @@ def download_pinned(
         except (urllib.error.URLError, OSError) as error:
             target.unlink(missing_ok=True)
             raise InstallError(f"downloading {filename} failed: {error}") from None
-    digest = hashlib.sha256()
-    with target.open("rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    if digest.hexdigest() != sha256:
+    if sha256_file(target) != sha256:
         target.unlink()
         raise InstallError(f"{filename} does not match its pinned sha256; removed")
     return target

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge_collab.errors import InstallError, ModelFileError
+from edge_collab.hashing import sha256_file
 from edge_collab.paths import models_dir
 from edge_collab.presets.registry import Preset, Wheel
 
@@ -28,14 +29,6 @@ ENV_FIND_LINKS = "EDGE_COLLAB_FIND_LINKS"  # a folder of wheels for offline inst
 _CHUNK = 1 << 20
 
 Progress = Callable[[int], None]  # called with bytes written since the last call
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download_wheel(wheel: Wheel, target: Path, find_links: str | None) -> Path:
@@ -74,7 +67,7 @@ def _download_wheel(wheel: Wheel, target: Path, find_links: str | None) -> Path:
     wheels = list(target.glob("*.whl"))
     if len(wheels) != 1:
         raise InstallError(f"downloading {wheel.package}=={wheel.version} gave {len(wheels)} wheel files")
-    if _sha256_file(wheels[0]) != wheel.sha256:
+    if sha256_file(wheels[0]) != wheel.sha256:
         wheels[0].unlink()
         raise InstallError(f"{wheels[0].name} does not match its pinned sha256; removed")
     return wheels[0]

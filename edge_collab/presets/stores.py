@@ -16,7 +16,6 @@ checked against the one the hub publishes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -24,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_collab.errors import ModelFileError, UnknownPresetError
+from edge_collab.hashing import sha256_file
 
 OLLAMA_PREFIX, HF_PREFIX = "ollama:", "hf:"
 _OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 _OLLAMA_REGISTRY = "registry.ollama.ai"
-_CHUNK = 1 << 20
 
 
 def is_store_spec(spec: str) -> bool:
@@ -199,18 +198,10 @@ def _download(repo_id: str, filename: str) -> Path:
         ) from None
     lfs = [getattr(info, "lfs", None) for info in infos]
     expected = next((getattr(entry, "sha256", None) for entry in lfs if entry is not None), None)
-    if expected is not None and _sha256(path) != expected:
+    if expected is not None and sha256_file(path) != expected:
         path.unlink(missing_ok=True)
         raise ModelFileError(f"hf:{repo_id}/{filename} does not match the hub's sha256; the download was removed")
     return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _reason(error: Exception) -> str:
