@@ -4,7 +4,8 @@ round-trip times, on the same prompts in one run.
 Starts llama-cpp-python's server with the mentor on loopback (as `edge-collab
 mentor serve` does) behind a proxy that delays every chunk by half the round
 trip each way, and runs collab with the served mentor at each round trip,
-probing in turn (`RemoteSettings(overlap_probes=False)`) and writing on; prints
+probing in turn (`RemoteSettings(overlap_probes=False)`) and writing on, with
+one request pattern for every round trip (`--probe-requests`); prints
 tokens/s, each mode's speed relative to its own at 0 ms, the student tokens
 written ahead and rolled back, and whether the answers are identical.
 
@@ -35,7 +36,7 @@ from edge_collab.remote.llama_cpp_server import llama_cpp_server_command  # noqa
 
 def run_mode(args: argparse.Namespace, url: str, overlap: bool) -> dict:  # type: ignore[type-arg]
     settings = GenerationSettings(max_new_tokens=args.max_tokens)
-    remote = RemoteSettings(overlap_probes=overlap)
+    remote = RemoteSettings(overlap_probes=overlap, probe_requests=args.probe_requests)
     student = ModelSettings(threads=args.threads)
     with CollabPair.open(
         args.student, url, settings=settings, student_settings=student, remote_settings=remote
@@ -66,6 +67,13 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="the student's CPU threads")
     parser.add_argument("--server-threads", type=int, default=None)
+    parser.add_argument(
+        "--probe-requests",
+        choices=["one", "two", "auto"],
+        default="two",
+        help="one request per probe (word and segment), a second only at divergences (two), or chosen by the "
+        "measured round trip (auto, which would switch between round trips and blur the comparison)",
+    )
     parser.add_argument("--out", default="bench_latency.json")
     args = parser.parse_args()
     port = free_port()

@@ -78,7 +78,7 @@ def hf_cache(tmp_path, tiny_paths, monkeypatch) -> Path:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import huggingface_hub.constants as constants
 
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(root))
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import (another test may have imported it first).
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     return root
 

@@ -99,6 +99,7 @@ class WordLoop:
             stop_reason = "context"  # the answer filled the context: keep what was written
             self.student.discard_branch()
             answer.label_new(self.source)
+        self._drop_ahead(answer, writer)  # words written ahead of an answer that ended are not part of it
         stop_reason = self._finish(answer) or stop_reason  # what an audit had still kept open
         yield from self._emit(answer, final=True)
         self.stats.probe_level = self._policy.level(self._probe_pressure)

@@ -124,13 +124,20 @@ def parse_hf(spec: str) -> HfSpec:
     )
 
 
+def hf_cache_dir() -> str:
+    """The hub cache folder, read now (huggingface_hub reads HF_HUB_CACHE once, at import)."""
+    from huggingface_hub import constants
+
+    return os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
+
+
 def _cached_ggufs(repo_id: str) -> list[Path]:
     """The repository's GGUF files in the local cache, every revision."""
     from huggingface_hub import scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        cache = scan_cache_dir()
+        cache = scan_cache_dir(hf_cache_dir())
     except CacheNotFound:
         return []
     files = []
@@ -150,7 +157,7 @@ def resolve_hf(spec_text: str) -> Path:
 
     spec = parse_hf(spec_text)
     if spec.filename is not None:
-        cached = try_to_load_from_cache(spec.repo_id, spec.filename)
+        cached = try_to_load_from_cache(spec.repo_id, spec.filename, cache_dir=hf_cache_dir())
         if isinstance(cached, str):
             return Path(cached)
         return _download(spec.repo_id, spec.filename)
@@ -190,7 +197,7 @@ def _download(repo_id: str, filename: str) -> Path:
     from huggingface_hub import HfApi, hf_hub_download
 
     try:
-        path = Path(hf_hub_download(repo_id, filename))
+        path = Path(hf_hub_download(repo_id, filename, cache_dir=hf_cache_dir()))
         infos = HfApi().get_paths_info(repo_id, [filename])
     except Exception as error:  # offline, unknown repository or file, no permission
         raise ModelFileError(
@@ -214,7 +221,7 @@ def hf_models() -> list[tuple[str, Path]]:
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        cache = scan_cache_dir()
+        cache = scan_cache_dir(hf_cache_dir())
     except CacheNotFound:
         return []
     found = []
