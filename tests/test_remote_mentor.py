@@ -399,9 +399,7 @@ def test_writing_on_during_a_probe_gives_the_answer_of_probing_in_turn(tiny_path
     probe is in flight; kept where the mentor agrees, rolled back where it does
     not. The answers are those of probing in turn, token for token."""
     port = int(server.rsplit(":", 1)[1])
-    settings = GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3, segment_tokens=16).with_changes(
-        **changes
-    )
+    settings = GenerationSettings(max_new_tokens=60, probe_rate=0.5, seed=3, segment_tokens=16).with_changes(**changes)
     results = {}
     with delaying_proxy(port, delay_s=0.015) as slow_url:
         for overlap in (False, True):
