@@ -16,7 +16,6 @@ written ahead and rolled back, and whether the answers are identical.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from bench_remote_mentor import free_port, wait_for  # noqa: E402
+from bench_remote_mentor import free_port, report, wait_for  # noqa: E402
 from servers import latency_proxy  # noqa: E402
 
 from edge_collab import CollabPair, GenerationSettings, ModelSettings  # noqa: E402
@@ -96,20 +95,25 @@ def main() -> None:
         server.kill()
         server.wait(timeout=30)
     base = {mode: rows[0][mode]["tokens_per_s"] for mode in ("in_turn", "writing_on")}
-    print(
-        "| round trip | in turn tokens/s | vs its 0 ms | writing on tokens/s | vs its 0 ms "
-        "| written ahead / rolled back | round trips | identical answers |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    header = ["round trip", "in turn tokens/s", "vs its 0 ms", "writing on tokens/s", "vs its 0 ms"]
+    header += ["written ahead / rolled back", "round trips", "identical answers"]
+    table = []
     for row in rows:
         a, b = row["in_turn"], row["writing_on"]
         same = sum(x == y for x, y in zip(a["texts"], b["texts"], strict=True))
-        print(
-            f"| {row['rtt_ms']} ms | {a['tokens_per_s']:.1f} | {a['tokens_per_s'] / base['in_turn']:.2f} "
-            f"| {b['tokens_per_s']:.1f} | {b['tokens_per_s'] / base['writing_on']:.2f} "
-            f"| {b['ahead']} / {b['discarded']} | {a['round_trips']} / {b['round_trips']} | {same}/{len(a['texts'])} |"
+        table.append(
+            [
+                f"{row['rtt_ms']} ms",
+                f"{a['tokens_per_s']:.1f}",
+                f"{a['tokens_per_s'] / base['in_turn']:.2f}",
+                f"{b['tokens_per_s']:.1f}",
+                f"{b['tokens_per_s'] / base['writing_on']:.2f}",
+                f"{b['ahead']} / {b['discarded']}",
+                f"{a['round_trips']} / {b['round_trips']}",
+                f"{same}/{len(a['texts'])}",
+            ]
         )
-    Path(args.out).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=1) + "\n")
+    report(header, table, args.out, {"settings": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -45,6 +45,16 @@ def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 120.0) -> N
     sys.exit("the mentor server did not come up")
 
 
+def report(header: list[str], rows: list[list[str]], out: str, record: dict) -> None:  # type: ignore[type-arg]
+    """A markdown table on standard output, and the figures as JSON in `out`."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    with open(out, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--student")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_remote_mentor import free_port, wait_for  # noqa: E402
+from bench_remote_mentor import free_port, report, wait_for  # noqa: E402
 
 from edge_collab import CollabPair, GenerationSettings, ModelSettings  # noqa: E402
 from edge_collab.evaluation.bench import BENCH_PROMPTS  # noqa: E402
@@ -148,19 +148,21 @@ def main() -> None:
     finally:
         server.kill()
         server.wait(timeout=30)
-    print(
-        "| students | identical to solo | tokens/s per student | tokens/s, all | round trips / answer "
-        "| server decoded tokens / answer | network s / answer |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['students']} | {r['identical_to_solo']}/{r['answers']} | {r['tokens_per_s_per_student']:.1f} "
-            f"| {r['tokens_per_s_all']:.1f} | {r['server_round_trips_per_answer']:.1f} "
-            f"| {r['server_decoded_tokens_per_answer']:.0f} "
-            f"| {r['network_s_per_answer']:.2f} |"
-        )
-    Path(args.out).write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=1) + "\n")
+    header = ["students", "identical to solo", "tokens/s per student", "tokens/s, all", "round trips / answer"]
+    header += ["server decoded tokens / answer", "network s / answer"]
+    table = [
+        [
+            str(r["students"]),
+            f"{r['identical_to_solo']}/{r['answers']}",
+            f"{r['tokens_per_s_per_student']:.1f}",
+            f"{r['tokens_per_s_all']:.1f}",
+            f"{r['server_round_trips_per_answer']:.1f}",
+            f"{r['server_decoded_tokens_per_answer']:.0f}",
+            f"{r['network_s_per_answer']:.2f}",
+        ]
+        for r in rows
+    ]
+    report(header, table, args.out, {"settings": vars(args), "rows": rows})
 
 
 if __name__ == "__main__":
