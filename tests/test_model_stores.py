@@ -132,6 +132,7 @@ def test_hf_files_resolve_from_the_cache(hf_cache, tiny_paths):
         ("hf:nobody/nothing:Q4_K_M", "not in the Hugging Face cache"),
         ("hf:tiny/student-GGUF", "not a Hugging Face file"),
         ("hf:just-a-name.gguf", "not a Hugging Face file"),
+        ("hf:tiny/student-GGUF/../../../etc/x.gguf", "not a Hugging Face file"),
     ],
 )
 def test_hf_files_not_cached_offline_are_one_line_errors(hf_cache, spec, message):

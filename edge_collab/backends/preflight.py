@@ -50,6 +50,8 @@ def ensure_loads(path: Path) -> None:
         child = subprocess.run(command, capture_output=True, text=True, errors="replace", timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise ModelFileError(f"checking {path} took over {TIMEOUT_S:.0f} s; is the disk very slow?") from None
+    if child.returncode == -signal.SIGKILL:
+        raise ModelFileError(f"checking {path} was killed (out of memory?); the model was not loaded")
     if child.returncode < 0:
         raise ModelFileError(
             f"llama.cpp crashes on {path} ({_signal_name(-child.returncode)}"
@@ -59,9 +61,12 @@ def ensure_loads(path: Path) -> None:
         lines = [line for line in child.stderr.splitlines() if line.startswith("error: ")]
         reason = lines[-1].removeprefix("error: ") if lines else f"the check exited with status {child.returncode}"
         raise ModelFileError(reason)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"{path}\n")
     _checked.add(key)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{path}\n")
+    except OSError as error:  # a cache that cannot be written only means checking again next time
+        logger.debug("cannot remember that %s loads: %s", path, error)
 
 
 def _identity(path: Path) -> str:

@@ -117,7 +117,7 @@ def parse_hf(spec: str) -> HfSpec:
             return HfSpec(repo_id, None, quant)
     else:
         parts = spec.split("/")
-        if len(parts) >= 3 and spec.endswith(".gguf") and all(parts):
+        if len(parts) >= 3 and spec.endswith(".gguf") and all(p and p not in (".", "..") for p in parts):
             return HfSpec("/".join(parts[:2]), "/".join(parts[2:]), None)
     raise UnknownPresetError(
         f"not a Hugging Face file: hf:{spec} (write hf:OWNER/REPO/FILE.gguf or hf:OWNER/REPO:QUANT, e.g. Q4_K_M)"
