@@ -154,7 +154,7 @@ class WordLoop:
             fetched, ended = consultation.audit(self._trigger, self._probe_pressure)  # audit, consult, verify
             stop_reason = "eos" if ended or (word.ended and not fetched) else None
         elif consultation is not None and self._policy.should_probe(signal, self._probe_pressure):  # decide
-            if consultation.link.can_overlap and not isinstance(self._policy, AuditPolicy):
+            if consultation.link.can_overlap:
                 ended = self._probe_writing_on(answer, writer, consultation, word_start, word.tokens)
             else:
                 ended = consultation.at_word(word_start, word.tokens)  # probe, consult, verify

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edge_collab.engine.methods import METHODS
 from edge_collab.errors import EdgeCollabError
-from edge_collab.evaluation.runner import read_results
+from edge_collab.evaluation.runner import mentor_failed, read_results
 from edge_collab.plotting import pyplot
 
 METHOD_COLOURS = {
@@ -71,8 +71,8 @@ class Run:
 
     @property
     def answers_with_mentor_failures(self) -> int:
-        """Answers in which the mentor failed requests (recorded since failures were; 0 before)."""
-        return sum(bool(r.get("mentor_failures") or r.get("mentor_skipped_probes")) for r in self.items.values())
+        """Answers in which the mentor failed requests."""
+        return sum(mentor_failed(record) for record in self.items.values())
 
     @property
     def accuracy(self) -> float:

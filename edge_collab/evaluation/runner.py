@@ -28,6 +28,12 @@ from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
 
 
+def mentor_failed(record: dict) -> bool:  # type: ignore[type-arg]
+    """Whether the mentor failed requests in this answer (records from before
+    failures were recorded count as not)."""
+    return bool(record.get("mentor_failures") or record.get("mentor_skipped_probes"))
+
+
 @dataclass
 class RunningTotals:
     done: int = 0
@@ -42,7 +48,7 @@ class RunningTotals:
         self.correct += bool(record["correct"])
         self.tokens += int(record["tokens_total"])
         self.mentor_tokens += int(record["tokens_mentor"])
-        self.answers_with_mentor_failures += bool(record.get("mentor_failures") or record.get("mentor_skipped_probes"))
+        self.answers_with_mentor_failures += mentor_failed(record)
 
     @property
     def accuracy(self) -> float:

@@ -188,8 +188,8 @@ def _add_middleware(app: FastAPI, config: ServerSettings) -> None:
         response: Response = await call_next(request)
         return response
 
-    # Outside the key check and the log (added later = further out): the body's
-    # size is held however it arrives, and a foreign Host is refused first.
+    # Outside the key check, inside the log (added later = further out): the
+    # body's size is held however it arrives, and a foreign Host is refused first.
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     app.add_middleware(AllowedHosts, hosts=config.allowed_hosts)
 

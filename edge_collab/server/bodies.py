@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from edge_collab.engine.pieces import Piece
 from edge_collab.engine.result import GenerationResult
 from edge_collab.engine.stats import GenerationStats
+from edge_collab.server.guards import error_body
 from edge_collab.thinking import split_thinking
 
 
@@ -24,9 +25,8 @@ def error_response(
     param: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """{"error": {"message", "type", "param", "code"}}, as OpenAI's API answers."""
-    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    """An OpenAI-style error (server/guards.py error_body) with its status."""
+    return JSONResponse(error_body(message, kind, param), status_code=status, headers=headers)
 
 
 class ErrorDetail(BaseModel):

@@ -21,9 +21,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
+def error_body(message: str, kind: str = "invalid_request_error", param: str | None = None) -> dict[str, Any]:
+    """{"error": {"message", "type", "param", "code"}}, as OpenAI's API answers
+    (here, not in bodies.py, so that the CLI can import this module without FastAPI)."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": None}}
+
+
 async def send_error(send: Send, status: int, message: str, kind: str = "invalid_request_error") -> None:
     """An OpenAI-style error body, sent from below the framework."""
-    body = json.dumps({"error": {"message": message, "type": kind, "param": None, "code": None}}).encode()
+    body = json.dumps(error_body(message, kind)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -82,8 +82,7 @@ async def stream_events(
                             yield {"data": json.dumps(reply.chunk(part, source, None, field))}
             ending = next(((kind, value) for kind, value in events if kind != "piece"), None)
             if ending is not None:
-                for kind, part in thinking.finish() if reply.chat else []:  # text held back at a tag's start
-                    field = "reasoning_content" if kind == "thinking" else "content"
+                for field, part in _as_fields(thinking.finish()) if reply.chat else []:  # held at a tag's start
                     yield {"data": json.dumps(reply.chunk(part, None, None, field))}
                 release()  # before [DONE], so the client's next request finds the server free
                 for event in _closing_events(reply, *ending, include_usage, on_result):
@@ -96,9 +95,11 @@ async def stream_events(
 def _fields(thinking: ThinkingStream, text: str, chat: bool) -> list[tuple[str, str]]:
     """(delta field, text) for a run of text: a chat stream sends a thinking
     section's text as reasoning_content; completions send text as it is."""
-    if not chat:
-        return [("content", text)]
-    return [("reasoning_content" if kind == "thinking" else "content", part) for kind, part in thinking.feed(text)]
+    return _as_fields(thinking.feed(text)) if chat else [("content", text)]
+
+
+def _as_fields(runs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [("reasoning_content" if kind == "thinking" else "content", part) for kind, part in runs]
 
 
 def _closing_events(
