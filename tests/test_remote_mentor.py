@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from servers import MODELS_REPLY, delaying_proxy, llama_cpp_server, llama_server
 from edge_collab import CollabPair, GenerationSettings, ModelSettings
 from edge_collab.backends.llamacpp import gpu_offload_supported
 from edge_collab.cli.main import cli
-from edge_collab.errors import MentorUnavailableError
+from edge_collab.errors import IncompatiblePairError, MentorUnavailableError
 from edge_collab.remote.breaker import CircuitBreaker
 from edge_collab.remote.client import CompletionClient, RemoteSettings, parse_base_url
 
@@ -416,3 +417,110 @@ def test_writing_on_during_a_probe_gives_the_answer_of_probing_in_turn(tiny_path
     assert written_ahead > 0  # the overlap really happened
     if any(r.stats.divergences for r in results[True]):
         assert sum(r.stats.tokens_ahead_rolled_back for r in results[True]) > 0  # and was rolled back
+
+
+AUDIT = SETTINGS.with_changes(probe_policy="audit", audit_tokens=8, trigger="cosd", segment_tokens=8)
+
+
+@pytest.mark.parametrize("trigger", ["cosd", "mentor-prefers", "cosd-with-budget"])
+@pytest.mark.parametrize("verifier", ["always-mentor", "always-student"])
+def test_a_served_mentor_audits_by_scoring_and_gives_the_answer_of_one_in_process(
+    tiny_paths, server, verifier, trigger
+):
+    """llama-cpp-python's server scores the answer (echo with logprobs); its
+    positions are matched to the student's through the text, and the answer is
+    the one an in-process mentor's audit gives, token for token."""
+    settings = AUDIT.with_changes(trigger=trigger.removesuffix("-with-budget"))
+    if trigger.endswith("-with-budget"):
+        settings = settings.with_changes(mentor_budget=0.18)
+    with (
+        open_remote(tiny_paths, server, settings, verifier=verifier) as remote,
+        open_local(tiny_paths, settings) as local,
+    ):
+        local.verifier_name = verifier
+        far, near = remote.generate(PROMPT), local.generate(PROMPT)
+    assert far.stats.audits > 0 and far.stats.probes == 0 and far.stats.mentor_failures == 0
+    assert far.stats.divergences > 0 and far.stats.audit_unmatched_tokens == 0
+    assert far.text == near.text
+    assert [p.to_dict() for p in far.pieces] == [p.to_dict() for p in near.pieces]
+    assert (far.stats.audits, far.stats.divergences, far.stats.adoptions) == (
+        near.stats.audits,
+        near.stats.divergences,
+        near.stats.adoptions,
+    )
+
+
+def test_audit_probing_needs_an_engine_that_scores(tiny_paths):
+    """llama-server (and an engine edge-collab does not know) cannot score a
+    prompt: said in one line before the answer starts."""
+    models = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "owned_by": "llamacpp"}]}).encode()
+    with scripted_server(lambda path, request: (200, models)) as url, open_remote(tiny_paths, url, AUDIT) as pair:
+        assert pair.mentor.client.engine == "llama-server"
+        with pytest.raises(IncompatiblePairError, match="audit probing needs a mentor that can score a prompt"):
+            pair.generate(PROMPT)
+
+
+def test_a_scoring_request_that_fails_leaves_its_batch_unaudited(tiny_paths):
+    """The server fails every scoring request: each batch goes unaudited
+    (counted), the student writes the answer alone, and the failure is seen."""
+    models = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "owned_by": "me"}]}).encode()
+
+    def respond(path, request):
+        if path.endswith("/models"):
+            return 200, models
+        if path == "/extras/tokenize/count":
+            return 200, b'{"count": 0}'
+        return 500, b'{"error": "no"}'
+
+    with (
+        scripted_server(respond) as url,
+        open_remote(tiny_paths, url, AUDIT, remote_settings=QUICK) as remote,
+        open_local(tiny_paths, AUDIT) as local,
+    ):
+        far = remote.generate(PROMPT)
+        alone = local.generate(PROMPT, method="student")
+    assert far.text == alone.text and far.stats.tokens_mentor == 0
+    assert far.stats.mentor_failures > 0 and far.stats.mentor_skipped_probes > 0
+    assert "failed every request" in (far.stats.mentor_trouble() or "")
+
+
+@pytest.mark.skipif(llama_server_binary() is None, reason="llama.cpp's llama-server is not installed")
+def test_llama_server_is_sent_token_ids_and_agrees_where_text_prompts_do_not(tiny_paths):
+    """llama-server takes token ids and tokenizes like the student, so it is
+    sent the answer's own ids: the re-tokenization behind the expected failure
+    at k = 8 above (a server reading ' ca' where the answer holds ' c' + 'a')
+    does not happen, and the answer is the in-process mentor's."""
+    settings = SETTINGS.with_changes(segment_tokens=8)
+    with (
+        llama_cpp_server(tiny_paths["mentor"]) as url,
+        open_remote(tiny_paths, url, settings, verifier="always-mentor") as remote,
+        open_local(tiny_paths, settings) as local,
+    ):
+        assert remote.mentor.client.takes_tokens_of(remote.student)
+        local.verifier_name = "always-mentor"
+        far, near = remote.generate(PROMPT), local.generate(PROMPT)
+    assert far.stats.mentor_failures == 0 and far.stats.adoptions > 0
+    assert far.text == near.text
+
+
+def test_a_server_that_tokenizes_otherwise_is_sent_text(tiny_paths):
+    """An engine that takes ids but whose tokenizer is not the student's (its
+    /tokenize says otherwise) gets text; so does one when token prompts are off."""
+    models = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "owned_by": "llamacpp"}]}).encode()
+    prompts = []
+
+    def respond(path, request):
+        if path.endswith("/models"):
+            return 200, models
+        if path == "/tokenize":
+            return 200, b'{"tokens": [1, 2, 3]}'
+        prompts.append(request["prompt"])
+        return 200, json.dumps({"choices": [{"text": "", "finish_reason": "stop"}]}).encode()
+
+    with scripted_server(respond) as url, open_remote(tiny_paths, url) as pair:
+        assert not pair.mentor.client.takes_tokens_of(pair.student)
+        pair.generate(PROMPT, max_new_tokens=8, probe_rate=1.0)
+    assert prompts and all(isinstance(prompt, str) for prompt in prompts)
+    off = RemoteSettings(token_prompts=False)
+    with scripted_server(respond) as url, open_remote(tiny_paths, url, remote_settings=off) as pair:
+        assert not pair.mentor.client.takes_tokens_of(pair.student)

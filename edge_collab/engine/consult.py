@@ -24,7 +24,7 @@ from edge_collab.engine.sampling import TokenScore
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.trigger import Trigger
 from edge_collab.engine.writer import ModelWriter, Written
-from edge_collab.errors import ContextOverflowError
+from edge_collab.errors import ContextOverflowError, MentorUnavailableError
 from edge_collab.verifiers.base import Divergence, Verdict, fixed_choice, needs_scores
 from edge_collab.verifiers.features import Position, position_of
 
@@ -97,14 +97,22 @@ class Consultation:
         scores = self.writer.scores
         assert scores is not None, "the audit policy needs the student's scores recorded"
         offset = self.answer.prompt_length
-        for index, token in enumerate(audit.tokens):
-            position = position_of(audit.start + index, token, scores[offset + audit.start + index], audit.rows[index])
+        for index, (token, view) in enumerate(zip(audit.tokens, audit.views, strict=True)):
+            if view is None:
+                continue
+            position = position_of(audit.start + index, token, scores[offset + audit.start + index], view)
             if trigger.score(position) > -pressure:
                 self._fired_at = position
                 self.link.split_at(audit, index)
                 self.stats.divergences += 1
                 split = audit.start + index
-                return True, self._take_over(split) if self._takeover else self._consult(split, split)
+                try:
+                    return True, self._take_over(split) if self._takeover else self._consult(split, split)
+                except MentorUnavailableError:
+                    # A served mentor failed to write its segment (counted and
+                    # logged by the link): the student's text stays.
+                    self.link.reject()
+                    return False, False
         return False, False
 
     def _consult(self, word_start: int, split: int) -> bool:

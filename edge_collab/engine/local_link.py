@@ -28,6 +28,7 @@ from edge_collab.engine.sampling import TokenScore, score_token, token_logprobs
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import ModelWriter, Written, ends_sentence
 from edge_collab.errors import IncompatiblePairError
+from edge_collab.verifiers.features import mentor_view
 
 
 def _first_mismatch(rows: np.ndarray, tokens: list[int]) -> int | None:
@@ -170,6 +171,7 @@ class TokenLink(LocalLink):
     word (the agreed tokens before it are kept)."""
 
     can_audit = True
+    _audit_rows: np.ndarray  # the last audit's rows of the mentor's logits
 
     def audit(self, frontier: int) -> Audit:
         """Read the answer's tokens the mentor has not seen, up to `frontier`, in
@@ -179,14 +181,17 @@ class TokenLink(LocalLink):
         self.mentor.truncate(self.prompt_length + start)
         rows = self._counting_prefill(lambda: self.mentor.score(tokens)) if tokens else np.zeros((0, 0))
         self.synced = frontier
-        return Audit(start, tokens, rows[: len(tokens)])
+        self._audit_rows = rows[: len(tokens)]
+        views = [mentor_view(row, token) for row, token in zip(self._audit_rows, tokens, strict=True)]
+        return Audit(start, tokens, list(views))
 
     def split_at(self, audit: Audit, index: int) -> None:
         """Make tokens[index] of `audit` the split: the mentor's segment starts
         there, on a branch, and its cache keeps everything it read."""
-        self.split_row = audit.rows[index]
-        self.student_segment_logprobs = token_logprobs(audit.rows[index:], audit.tokens[index:])
-        self._first_token = int(np.argmax(audit.rows[index]))
+        rows = self._audit_rows
+        self.split_row = rows[index]
+        self.student_segment_logprobs = token_logprobs(rows[index:], audit.tokens[index:])
+        self._first_token = int(np.argmax(rows[index]))
         self._branch_at = self.prompt_length + audit.start + index
         self._word_end = audit.start + len(audit.tokens)
         self._read_segment = False

@@ -23,16 +23,18 @@ from edge_collab.engine.sampling import TokenScore
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import Written
 from edge_collab.settings import GenerationSettings
+from edge_collab.verifiers.features import MentorView
 
 
 @dataclass(frozen=True)
 class Audit:
-    """What one audit read: answer tokens from `start`, and the mentor's rows
-    (rows[i] is its distribution where tokens[i] was written)."""
+    """What one audit read: answer tokens from `start`, and the mentor's view
+    where each was written (views[i] for tokens[i]; None where it has none, as
+    where a served mentor's tokens do not start at the student's)."""
 
     start: int
     tokens: list[int]
-    rows: np.ndarray
+    views: list[MentorView | None]
 
 
 class MentorLink(Protocol):

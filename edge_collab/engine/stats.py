@@ -34,6 +34,7 @@ class GenerationStats:
     mentor_network_s: float = 0.0  # remote mentor: time waiting on the network and the server
     mentor_failures: int = 0  # remote mentor: failed requests (time-outs, HTTP errors, bad replies)
     mentor_skipped_probes: int = 0  # remote mentor: probes skipped after failures or by the circuit breaker
+    audit_unmatched_tokens: int = 0  # remote audit: audited tokens at which no mentor token starts (not judged)
     probe_level: float = 0.0  # probe rate (random) or entropy threshold (uncertainty) at the end
     budget_pressure: float = 0.0  # the mentor-budget controller's pressure at the end (0 without one)
     wall_s: float = 0.0

@@ -20,7 +20,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from edge_collab.backends.base import ModelBackend
 from edge_collab.errors import MentorUnavailableError
+from edge_collab.remote.scoring import (
+    LLAMA_CPP_PYTHON,
+    LLAMA_SERVER,
+    SCORING_ENGINES,
+    SGLANG,
+    UNKNOWN,
+    VLLM,
+    ScoredToken,
+    ScoreFormatError,
+    engine_of,
+    parse_llama_cpp_python,
+    parse_sglang,
+    parse_vllm,
+    score_request,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +61,10 @@ def _default_request_extra() -> dict[str, object]:
         raise MentorUnavailableError(f"{ENV_REQUEST_EXTRA} must be a JSON object")
     return extra
 
+
+# Tokenized by the server and by the student to see that they share a tokenizer:
+# words, digits, spaces and newlines, punctuation, and characters beyond ASCII.
+TOKENIZER_SAMPLE = "Hello, world! 12 345 6789\n\tdef f(x):  return x**2  # é, ü, ß, 日本語, ∑ → 🙂"
 
 _RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -89,6 +109,9 @@ class RemoteSettings:
     # The student writes on while a probe is in flight (engine/word_loop.py);
     # the answer is the same either way, so this is only for measuring.
     overlap_probes: bool = True
+    # Send the student's token ids, not text, to engines that take them
+    # (llama-server, vLLM) once their tokenizer is seen to be the student's.
+    token_prompts: bool = True
     request_extra: dict[str, object] = field(default_factory=_default_request_extra)
 
 
@@ -126,6 +149,9 @@ class CompletionClient:
         self._api_key = api_key
         self._connection: http.client.HTTPConnection | None = None
         self.round_trip_s: float | None = None  # measured by check()
+        self.engine = UNKNOWN  # which serving engine, from /v1/models (check())
+        self._bos: bool | None = None  # llama-cpp-python: whether its model adds a BOS token
+        self._same_tokens: dict[str, bool] = {}  # student tokenizer fingerprint -> takes_tokens_of
 
     def __repr__(self) -> str:  # never shows the key
         return f"CompletionClient({self.url!r}, model={self.model!r})"
@@ -150,15 +176,17 @@ class CompletionClient:
             self._connection.close()
             self._connection = None
 
-    def _send(self, method: str, path: str, body: dict | None) -> http.client.HTTPResponse:  # type: ignore[type-arg]
-        """Send one request; the response of a 200, its body not yet read."""
+    def _send(self, method: str, path: str, body: dict | None, root: bool = False) -> http.client.HTTPResponse:  # type: ignore[type-arg]
+        """Send one request (to `path` under /v1, or at the server's root); the
+        response of a 200, its body not yet read."""
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         payload = json.dumps(body).encode() if body is not None else None
         self.counters.round_trips += 1
         with self._network_time():
-            response = self._exchange(method, self.prefix + path, payload, headers)
+            base = self.prefix.removesuffix("/v1") if root else self.prefix
+            response = self._exchange(method, base + path, payload, headers)
             if response.status == 200:
                 return response
             raw = response.read()
@@ -213,9 +241,9 @@ class CompletionClient:
         finally:
             self.counters.network_s += time.perf_counter() - started
 
-    def _request_once(self, method: str, path: str, body: dict | None) -> tuple[bytes, str]:  # type: ignore[type-arg]
+    def _request_once(self, method: str, path: str, body: dict | None, root: bool = False) -> tuple[bytes, str]:  # type: ignore[type-arg]
         """The body of a 200 reply and its content type."""
-        response = self._send(method, path, body)
+        response = self._send(method, path, body, root)
         with self._network_time():
             raw = response.read()
         return raw, response.getheader("Content-Type", "")
@@ -254,11 +282,65 @@ class CompletionClient:
 
     # ---- API -------------------------------------------------------------
     def list_models(self) -> list[str]:
+        return list(self._model_owners())
+
+    def _model_owners(self) -> dict[str, object]:
+        """Each served model's id and its owned_by (which names the engine)."""
         data = self.request("GET", "/models")
         models = data.get("data")
         if not isinstance(models, list):
             raise MentorRequestError(f"mentor at {self.url}: /v1/models gave no model list", False)
-        return [str(m.get("id")) for m in models if isinstance(m, dict)]
+        return {str(m.get("id")): m.get("owned_by") for m in models if isinstance(m, dict)}
+
+    @property
+    def can_score(self) -> bool:
+        """Whether the engine can score a prompt without generating (remote/scoring.py)."""
+        return self.engine in SCORING_ENGINES and (self.engine != LLAMA_CPP_PYTHON or self._bos is not None)
+
+    @property
+    def tokens_decoded_per_score(self) -> int:
+        """What a scoring request decodes: SGLang none, the others one token
+        (their completions endpoints generate at least one)."""
+        return 0 if self.engine == SGLANG else 1
+
+    def score(self, prompt: str, top: int, skip_tokens: int) -> list[ScoredToken]:
+        """The engine's reading of `prompt`: each token's text with the top
+        log-probabilities before it (remote/scoring.py)."""
+        engine = self.engine
+        path, body = score_request(engine, prompt, self.model, top, skip_tokens)
+        if engine == SGLANG:
+            parse = parse_sglang
+        elif engine == VLLM:
+            parse = parse_vllm
+            body = {**body, **self.settings.request_extra}
+        else:
+            adds_bos = bool(self._bos)
+            parse = lambda data: parse_llama_cpp_python(data, adds_bos)  # noqa: E731
+            body = {**body, **self.settings.request_extra}
+        root = path == "/generate"  # SGLang's native endpoint sits beside /v1, not under it
+
+        def scored(raw: bytes, _: str) -> list[ScoredToken]:
+            try:
+                return parse(self._json_object(raw))
+            except ScoreFormatError as error:
+                raise MentorRequestError(f"mentor at {self.url} did not score the prompt ({error})", False) from None
+
+        return self._retried(lambda: scored(*self._request_once("POST", path, body, root)))  # type: ignore[no-any-return]
+
+    def _adds_bos(self) -> bool | None:
+        """Whether llama-cpp-python's model starts every prompt with a BOS token
+        (an empty text tokenizes to one token then); None where the server does
+        not say (then it is not used for scoring)."""
+        body: dict[str, object] = {"input": ""}
+        if self.model:
+            body["model"] = self.model
+        try:
+            raw, _ = self._retried(lambda: self._request_once("POST", "/extras/tokenize/count", body, root=True))
+            count = self._json_object(raw).get("count")
+        except MentorRequestError as error:
+            logger.info("%s: its prompts are not scored", error)
+            return None
+        return count > 0 if isinstance(count, int) else None
 
     @property
     def one_request_per_probe(self) -> bool:
@@ -267,13 +349,42 @@ class CompletionClient:
             return self.round_trip_s is not None and self.round_trip_s >= self.settings.one_request_rtt_s
         return mode == "one"
 
+    def takes_tokens_of(self, student: ModelBackend) -> bool:
+        """Whether prompts go to this server as the student's token ids: the
+        engine takes them (llama-server, vLLM) and tokenizes a sample text
+        exactly as the student does (one tokenizer). Asked once per student
+        tokenizer; where the server cannot say, text is sent."""
+        if not self.settings.token_prompts or self.engine not in (LLAMA_SERVER, VLLM):
+            return False
+        fingerprint = student.tokenizer_fingerprint()
+        if fingerprint not in self._same_tokens:
+            self._same_tokens[fingerprint] = self._tokenizes_like(student)
+        return self._same_tokens[fingerprint]
+
+    def _tokenizes_like(self, student: ModelBackend) -> bool:
+        if self.engine == LLAMA_SERVER:
+            body: dict[str, object] = {"content": TOKENIZER_SAMPLE, "add_special": False, "parse_special": False}
+        else:
+            body = {"prompt": TOKENIZER_SAMPLE, "add_special_tokens": False, "model": self.model}
+        try:
+            raw, _ = self._retried(lambda: self._request_once("POST", "/tokenize", body, root=True))
+            tokens = self._json_object(raw).get("tokens")
+        except MentorRequestError as error:
+            logger.info("%s: prompts go as text", error)
+            return False
+        same = tokens == student.tokenize(TOKENIZER_SAMPLE.encode("utf-8"))
+        if not same:
+            logger.info("mentor at %s tokenizes otherwise than the student: prompts go as text", self.url)
+        return same
+
     def check(self) -> None:
         """Fail now, clearly, if the server is unreachable, refuses the key or lacks
         the model; measures the round trip on a warm connection."""
         self.list_models()
         started = time.perf_counter()
-        models = self.list_models()
+        owners = self._model_owners()
         self.round_trip_s = time.perf_counter() - started
+        models = list(owners)
         if self.model is None:
             if len(models) != 1:
                 raise MentorUnavailableError(
@@ -284,8 +395,11 @@ class CompletionClient:
             raise MentorUnavailableError(
                 f"mentor at {self.url} has no model {self.model!r} (it serves: {', '.join(models) or 'none'})"
             )
+        self.engine = engine_of(owners[self.model])
+        if self.engine == LLAMA_CPP_PYTHON:
+            self._bos = self._adds_bos()
 
-    def complete(self, prompt: str, max_tokens: int, pieces: bool = False) -> Completion:
+    def complete(self, prompt: str | list[int], max_tokens: int, pieces: bool = False) -> Completion:
         """Greedy completion. With `pieces`, the reply is streamed so that each
         event carries one generated token's text: that keeps the mentor's token
         boundaries without asking for logprobs, which llama-cpp-python computes
@@ -294,7 +408,7 @@ class CompletionClient:
         body = self._completion_body(prompt, max_tokens, stream=pieces)
         return self._call("POST", "/completions", body, self._completion)  # type: ignore[no-any-return]
 
-    def _completion_body(self, prompt: str, max_tokens: int, stream: bool) -> dict[str, object]:
+    def _completion_body(self, prompt: str | list[int], max_tokens: int, stream: bool) -> dict[str, object]:
         body: dict[str, object] = {
             "prompt": prompt,
             "max_tokens": max_tokens,

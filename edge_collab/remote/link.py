@@ -40,6 +40,7 @@ from edge_collab.engine.sampling import TokenScore
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import Written, ends_sentence
 from edge_collab.errors import IncompatiblePairError, MentorUnavailableError
+from edge_collab.remote.audit import AUDIT_SKIP_MARGIN, AUDIT_TOP_LOGPROBS, student_views
 from edge_collab.remote.breaker import CircuitBreaker
 from edge_collab.remote.client import Completion, CompletionClient
 
@@ -95,7 +96,9 @@ class RemoteLink:
         answer: Answer,
         segment_tokens: int,
         executor: ThreadPoolExecutor,
+        token_prompts: bool = False,
     ):
+        self.token_prompts = token_prompts  # send the student's token ids (client.takes_tokens_of)
         self.client, self.breaker, self.counters, self.executor = client, breaker, counters, executor
         self.split_row: np.ndarray | None = None  # never filled: learned verifiers need a local mentor
         self.student_segment_logprobs = np.zeros(0)
@@ -108,6 +111,9 @@ class RemoteLink:
         self._segment: Written | None = None
         self._segment_pieces: list[str] = []
         self._split = 0
+        self._synced = 0  # the audit policy: answer tokens the mentor has read
+        self._audit_end = 0
+        self.audit_unmatched = 0  # audited student tokens that no mentor token starts with
         self._counters_at_start = (
             client.counters.round_trips,
             client.counters.network_s,
@@ -123,7 +129,7 @@ class RemoteLink:
         if not self.breaker.allow():
             self.stats.skipped_probes += 1
             return None
-        return self._ask(word_start, *self._request_text(word_start, word))
+        return self._ask(word_start, *self._request(word_start, word))
 
     def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
         """The probe, asked on another thread while the student writes on; what it
@@ -134,24 +140,32 @@ class RemoteLink:
             done: Future[int | None] = Future()
             done.set_result(None)
             return done
-        return self.executor.submit(self._ask, word_start, *self._request_text(word_start, word))
+        return self.executor.submit(self._ask, word_start, *self._request(word_start, word))
 
-    def _request_text(self, word_start: int, word: list[int]) -> tuple[str, list[str]]:
+    def _prompt_to(self, position: int) -> str | list[int]:
+        """What the server is sent to continue the answer from answer position
+        `position`: the student's token ids where the server takes them and
+        shares its tokenizer, else the text. The student's own text may hold a
+        special token's characters (it can echo what a user typed): as text,
+        they are defused so the server reads them as characters too."""
         student = self.answer.writer
-        # The student's own text may hold a special token's characters (it can
-        # echo what a user typed): the server must read them as text too.
-        written = student.detokenize(self.answer.tokens()[:word_start]).decode("utf-8", errors="replace")
-        prefix = defuse(written, student.special_texts())
-        pieces = [student.token_bytes(t).decode("utf-8", errors="replace") for t in word]
-        return prefix, pieces
+        if self.token_prompts:
+            return student.tokens[: self.answer.prompt_length + position]
+        written = student.detokenize(self.answer.tokens()[:position]).decode("utf-8", errors="replace")
+        return self.prompt_text + defuse(written, student.special_texts())
 
-    def _ask(self, word_start: int, prefix: str, pieces: list[str]) -> int | None:
+    def _request(self, word_start: int, word: list[int]) -> tuple[str | list[int], list[int], list[str]]:
+        student = self.answer.writer
+        pieces = [student.token_bytes(t).decode("utf-8", errors="replace") for t in word]
+        return self._prompt_to(word_start), word, pieces
+
+    def _ask(self, word_start: int, prompt: str | list[int], word: list[int], pieces: list[str]) -> int | None:
         breaker, student = self.breaker, self.answer.writer
         one_request = self.client.one_request_per_probe
         try:
             budget = len(pieces) + (self.segment_tokens if one_request else 0)
             # With a second request to come, the first needs only the text.
-            completion = self.client.complete(self.prompt_text + prefix, max_tokens=budget, pieces=one_request)
+            completion = self.client.complete(prompt, max_tokens=budget, pieces=one_request)
             self.decode_tokens += len(completion.tokens) or len(student.tokenize(completion.text.encode("utf-8")))
             outcome = self._compare(completion, pieces) if one_request else _compare_text(completion, pieces)
             if outcome is None:
@@ -160,10 +174,8 @@ class RemoteLink:
             split, segment, ended = outcome
             if not one_request and not ended:
                 # Second round trip, only at a divergence: the segment from the split.
-                agreed = "".join(pieces[:split])
-                follow = self.client.complete(
-                    self.prompt_text + prefix + agreed, max_tokens=self.segment_tokens, pieces=True
-                )
+                agreed = prompt + word[:split] if isinstance(prompt, list) else prompt + "".join(pieces[:split])
+                follow = self.client.complete(agreed, max_tokens=self.segment_tokens, pieces=True)
                 self.decode_tokens += len(follow.tokens) or 1
                 segment = follow.tokens or [follow.text]
                 ended = follow.finished and len(segment) < self.segment_tokens
@@ -200,6 +212,8 @@ class RemoteLink:
     def mentor_segment(
         self, count: int, scores: list[TokenScore] | None = None, until_sentence_end: bool = False
     ) -> Written:
+        if self._segment is None:
+            self._fetch_segment()  # the audit policy: the split is known, the segment not yet
         assert self._segment is not None
         if until_sentence_end:
             for index, piece in enumerate(self._segment_pieces):
@@ -223,23 +237,87 @@ class RemoteLink:
         student = self.answer.writer
         tokens = [t for piece in self._segment_pieces for t in student.tokenize(piece.encode("utf-8"))]
         student.append(tokens)
+        self._synced = len(self.answer)  # the mentor wrote it: nothing there to audit
 
     def reject(self) -> None:
-        """Nothing to undo: the server caches by prefix."""
+        """Nothing to undo: the server caches by prefix. An audit's reading
+        stays where it was; the student's segment after it is read next."""
+        self._synced = self._audit_end
 
     def give_up(self) -> None:
         """Nothing is open here: the server owns the cache."""
 
-    can_audit = False
+    @property
+    def can_audit(self) -> bool:
+        return self.client.can_score
 
     def unread(self, frontier: int) -> int:
-        return 0  # the server reads the whole prompt at every request
+        return max(0, frontier - self._synced) if self.can_audit else 0
 
     def audit(self, frontier: int) -> Audit:
-        raise IncompatiblePairError("audit probing needs a mentor in process for now; use --probe-policy random")
+        """Read the answer tokens not yet read, up to `frontier`, with one scoring
+        request: the server reads the prompt and the answer (its prefix cache
+        keeps what it read before) and gives its top log-probabilities at each
+        token; remote/audit.py matches its tokens to the student's through the
+        text. Where the server fails, the batch goes unaudited (counted as a
+        skipped probe) and the student carries on."""
+        if not self.can_audit:
+            raise IncompatiblePairError(
+                f"audit probing needs a mentor that can score a prompt (llama-cpp-python's server, vLLM or SGLang); "
+                f"this one is {self.client.engine}: use --probe-policy random"
+            )
+        start = self._synced
+        tokens = self.answer.tokens(start)[: frontier - start]
+        self._synced = self._audit_end = frontier
+        if not tokens:
+            return Audit(start, [], [])
+        unaudited = Audit(start, tokens, [None] * len(tokens))
+        if not self.breaker.allow():
+            self.stats.skipped_probes += 1
+            return unaudited
+        student = self.answer.writer
+        answer_tokens = self.answer.tokens()[:frontier]
+        text = defuse(student.detokenize(answer_tokens).decode("utf-8", errors="replace"), student.special_texts())
+        try:
+            scored = self.client.score(
+                self.prompt_text + text,
+                top=AUDIT_TOP_LOGPROBS,
+                skip_tokens=self.answer.prompt_length + start - AUDIT_SKIP_MARGIN,
+            )
+        except MentorUnavailableError as error:
+            logger.warning("%s; this batch goes unaudited and the student goes on", error)
+            self.breaker.record_failure()
+            self.stats.skipped_probes += 1
+            return unaudited
+        finally:
+            self._sync_network_stats()
+        self.breaker.record_success()
+        self.decode_tokens += self.client.tokens_decoded_per_score
+        views = student_views(scored, self.prompt_text, text, student, answer_tokens, start)
+        self.audit_unmatched += sum(view is None for view in views)
+        return Audit(start, tokens, views)
 
     def split_at(self, audit: Audit, index: int) -> None:
-        raise IncompatiblePairError("audit probing needs a mentor in process for now")
+        """The mentor's segment starts at tokens[index] of `audit`: asked for now,
+        as a streamed completion from the answer's text up to there."""
+        self._split = audit.start + index
+        self._segment = None
+
+    def _fetch_segment(self) -> None:
+        try:
+            follow = self.client.complete(self._prompt_to(self._split), max_tokens=self.segment_tokens, pieces=True)
+        except MentorUnavailableError as error:
+            logger.warning("%s; the student's text stays", error)
+            self.breaker.record_failure()
+            self.stats.skipped_probes += 1
+            raise
+        finally:
+            self._sync_network_stats()
+        self.breaker.record_success()
+        self.decode_tokens += len(follow.tokens) or 1
+        self._segment_pieces = follow.tokens or ([follow.text] if follow.text else [])
+        ended = follow.finished and len(self._segment_pieces) < self.segment_tokens
+        self._segment = Written([], ended=ended, text="".join(self._segment_pieces).encode("utf-8"))
 
     def count_into(self, stats: GenerationStats) -> None:
         stats.mentor_decode_tokens = self.decode_tokens
@@ -248,6 +326,7 @@ class RemoteLink:
         stats.mentor_network_s = self.stats.network_s
         stats.mentor_failures = self.stats.failures
         stats.mentor_skipped_probes = self.stats.skipped_probes
+        stats.audit_unmatched_tokens = self.audit_unmatched
 
     def _sync_network_stats(self) -> None:
         trips, seconds, failures = self._counters_at_start

@@ -59,7 +59,14 @@ class RemoteMentor:
     ) -> RemoteLink:
         assert isinstance(prompt, str)
         return RemoteLink(
-            self.client, self.breaker, self.counters, prompt, answer, settings.segment_tokens, self.executor
+            self.client,
+            self.breaker,
+            self.counters,
+            prompt,
+            answer,
+            settings.segment_tokens,
+            self.executor,
+            token_prompts=self.client.takes_tokens_of(answer.writer),
         )
 
     def alone(self, student: ModelBackend, prompt: MentorPrompt, settings: GenerationSettings) -> Steps:

@@ -129,18 +129,42 @@ class Position:
         return np.asarray(values, dtype=np.float32)
 
 
-def position_of(index: int, student_token: int, student: TokenScore, mentor_row: np.ndarray) -> Position:
+@dataclass(frozen=True)
+class MentorView:
+    """The mentor's view of one answer position: its greedy choice there (in
+    the student's ids; -1 where it has none, as when a served mentor's choice is
+    known only by its text) and how sure it is."""
+
+    token: int
+    top_logprob: float
+    student_logprob: float  # its log-probability of the student's token
+    entropy: float
+    margin: float
+
+
+def mentor_view(mentor_row: np.ndarray, student_token: int) -> MentorView:
+    """The view from a whole row of the mentor's logits (a mentor in process)."""
     logprobs = log_softmax(mentor_row)
     probabilities = np.exp(logprobs)
     top = int(np.argmax(logprobs))
     top_two = np.partition(probabilities, -2)[-2:]
+    return MentorView(
+        token=top,
+        top_logprob=float(logprobs[top]),
+        student_logprob=float(logprobs[student_token]),
+        entropy=float(-(probabilities * logprobs).sum()),
+        margin=float(top_two[1] - top_two[0]),
+    )
+
+
+def position_of(index: int, student_token: int, student: TokenScore, view: MentorView) -> Position:
     return Position(
         index=index,
         student_token=student_token,
         student=student,
-        mentor_token=top,
-        mentor_top_logprob=float(logprobs[top]),
-        mentor_student_logprob=float(logprobs[student_token]),
-        mentor_entropy=float(-(probabilities * logprobs).sum()),
-        mentor_margin=float(top_two[1] - top_two[0]),
+        mentor_token=view.token,
+        mentor_top_logprob=view.top_logprob,
+        mentor_student_logprob=view.student_logprob,
+        mentor_entropy=view.entropy,
+        mentor_margin=view.margin,
     )
