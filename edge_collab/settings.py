@@ -23,7 +23,7 @@ from typing import Any
 from edge_collab.errors import SettingsError
 
 PROBE_POLICIES = ("random", "uncertainty", "audit")
-TRIGGERS = ("mentor-prefers", "cosd")
+TRIGGERS = ("mentor-prefers", "cosd", "learned")
 DEFAULT_METHOD = "collab"
 
 
@@ -211,7 +211,9 @@ class GenerationSettings:
     trigger: str = option(
         "mentor-prefers",
         "audit: where to fetch a mentor segment. mentor-prefers: where the mentor prefers its own token to the "
-        "student's by more than the trigger threshold (nats); cosd: CoSD's rule (cosd alpha, cosd beta).",
+        "student's by more than the trigger threshold (nats); cosd: CoSD's rule (cosd alpha, cosd beta); "
+        "learned: a small model trained on where the mentor's segment helped (the file shipped for the default "
+        "pair, or EDGE_COLLAB_TRIGGER_FILE).",
         choices=TRIGGERS,
     )
     trigger_threshold: float = option(

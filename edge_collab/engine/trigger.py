@@ -12,11 +12,18 @@ verifier), lowers or raises the bar by its pressure.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
+from edge_collab.errors import VerifierError
 from edge_collab.settings import GenerationSettings
-from edge_collab.verifiers.features import Position
+from edge_collab.verifiers.features import POSITION_FEATURE_NAMES, POSITION_FEATURE_SET_VERSION, Position
+from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME, onnx_session
 
 
 class Trigger(Protocol):
@@ -56,7 +63,66 @@ class CosdRule:
         return position.mentor_top_logprob - math.log(self.beta * student_p)
 
 
+class LearnedTrigger:
+    """A small MLP in an ONNX file (trained by the lab's `verifier
+    train-trigger`) that reads a position's features and gives p(taking the
+    mentor's segment here helps); its score is the log-odds, so it fires where
+    p > 0.5 and the budget's pressure moves that bar. Where the mentor's first
+    choice is the student's token there is nothing to fetch."""
+
+    def __init__(self, path: Path):
+        import onnxruntime
+
+        self.path = path
+        self._session = onnx_session(path, onnxruntime, what="trigger")
+        self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        try:
+            names = tuple(json.loads(self.metadata["feature_names"]))
+            version = int(self.metadata["feature_set_version"])
+            kind = self.metadata["kind"]
+        except (KeyError, ValueError, TypeError):
+            raise VerifierError(f"{path} is not an edge-collab trigger (no trigger metadata)") from None
+        if kind != "trigger" or names != POSITION_FEATURE_NAMES or version != POSITION_FEATURE_SET_VERSION:
+            raise VerifierError(
+                f"{path} is not a trigger for position feature set {POSITION_FEATURE_SET_VERSION} "
+                f"({len(POSITION_FEATURE_NAMES)} features): train one with `edge-collab verifier train-trigger`"
+            )
+
+    def score(self, position: Position) -> float:
+        if position.agree:
+            return -math.inf
+        batch = position.vector().reshape(1, -1)
+        (output,) = self._session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        p = min(max(float(np.asarray(output).reshape(-1)[0]), 1e-6), 1.0 - 1e-6)
+        return math.log(p / (1.0 - p))
+
+
+SHIPPED_TRIGGER = Path(__file__).parent.parent / "verifiers" / "data" / "default_pair_trigger.onnx"
+ENV_TRIGGER_FILE = "EDGE_COLLAB_TRIGGER_FILE"
+
+
+def learned_trigger_file() -> Path:
+    """EDGE_COLLAB_TRIGGER_FILE, else the file shipped for the default pair."""
+    named = os.environ.get(ENV_TRIGGER_FILE)
+    if named:
+        return Path(named)
+    if not SHIPPED_TRIGGER.is_file():
+        raise VerifierError(
+            "no learned trigger is shipped for the default pair yet; train one (edge-collab verifier collect "
+            f"--probe-policy audit, then verifier train-trigger) and name it in {ENV_TRIGGER_FILE}"
+        )
+    return SHIPPED_TRIGGER
+
+
+_LOADED: dict[Path, LearnedTrigger] = {}
+
+
 def trigger_for(settings: GenerationSettings) -> Trigger:
     if settings.trigger == "cosd":
         return CosdRule(settings.cosd_alpha, settings.cosd_beta)
+    if settings.trigger == "learned":
+        path = learned_trigger_file()
+        if path not in _LOADED:  # one session per file for the process: answers start often
+            _LOADED[path] = LearnedTrigger(path)
+        return _LOADED[path]
     return MentorPrefers(settings.trigger_threshold)

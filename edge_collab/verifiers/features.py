@@ -81,7 +81,10 @@ def feature_vector(scores: DivergenceScores) -> np.ndarray:
 
 
 # What a trigger sees at one answer position (engine/trigger.py): both models'
-# view of the token written there. A learned trigger reads these, in this order.
+# view of the token written there. A learned trigger reads these, in this order;
+# the version is part of every trained trigger file.
+POSITION_FEATURE_SET_VERSION = 1
+
 POSITION_FEATURE_NAMES: tuple[str, ...] = (
     "student_logprob",  # of the token it wrote
     "student_entropy",

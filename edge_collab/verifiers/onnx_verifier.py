@@ -27,21 +27,21 @@ OUTPUT_NAME = "p_mentor"
 def read_metadata(path: str | Path) -> dict[str, str]:
     import onnxruntime
 
-    session = _session(path, onnxruntime)
+    session = onnx_session(path, onnxruntime)
     return dict(session.get_modelmeta().custom_metadata_map)
 
 
-def _session(path: str | Path, onnxruntime):  # type: ignore[no-untyped-def]
+def onnx_session(path: str | Path, onnxruntime, what: str = "verifier"):  # type: ignore[no-untyped-def]
     path = Path(path)
     if not path.is_file():
-        raise VerifierError(f"verifier file not found: {path}")
+        raise VerifierError(f"{what} file not found: {path}")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1  # a few hundred multiply-adds: threads cost more than they save
     options.log_severity_level = 3
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own untyped errors for unreadable files
-        raise VerifierError(f"cannot load verifier {path}: {str(error).splitlines()[0]}") from None
+        raise VerifierError(f"cannot load {what} {path}: {str(error).splitlines()[0]}") from None
 
 
 class OnnxVerifier:
@@ -60,7 +60,7 @@ class OnnxVerifier:
 
         self.path = Path(path)
         self.threshold = threshold
-        self._session = _session(self.path, onnxruntime)
+        self._session = onnx_session(self.path, onnxruntime)
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         self.hidden_state_size = self._check_features()
         self._reader: SelfVerifier | None = None

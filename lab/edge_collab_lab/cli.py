@@ -30,6 +30,7 @@ from edge_collab_lab.training import (
     scored_choices,
     train_mlp,
 )
+from edge_collab_lab.trigger_training import export_trigger, load_positions, train_trigger
 from edge_collab_lab.value import SPLITTABLE, plot_value, read_graded
 
 
@@ -385,9 +386,59 @@ def value(files: tuple[Path, ...], feature: str, bins: int, plot: Path | None) -
         click.echo(f"written: {plot}")
 
 
+@click.command("train-trigger")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .onnx file to write.")
+@click.option("--hidden", type=click.IntRange(1, 256), default=16, show_default=True)
+@click.option(
+    "--folds",
+    type=click.IntRange(2, 20),
+    default=5,
+    show_default=True,
+    help="Item folds for the out-of-fold comparison with the rules and the calibration.",
+)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(0.0, 100.0), default=1e-3, show_default=True)
+@click.pass_context
+def train_trigger_command(
+    ctx: click.Context, files: tuple[Path, ...], out: Path, hidden: int, folds: int, seed: int, weight_decay: float
+) -> None:
+    """Train a learned trigger (--trigger learned) on positions collected with
+    `verifier collect --probe-policy audit --no-finish`, and compare it, out of
+    fold, with CoSD's rule and the mentor-prefers margin on the same positions.
+
+    The label: does the student's probability of the gold answer rise when the
+    mentor's segment is taken at the position (ties within 0.1 nats left out)."""
+    positions = load_positions(files)
+    model, metrics = train_trigger(positions, folds, hidden=hidden, seed=seed, weight_decay=weight_decay)
+    students = {json.loads(line)["student"] for f in files for line in f.read_text().splitlines()[:1]}
+    mentors = {json.loads(line)["mentor"] for f in files for line in f.read_text().splitlines()[:1]}
+    export_trigger(
+        model,
+        out,
+        {
+            "student": students.pop() if len(students) == 1 else "any",
+            "mentor": mentors.pop() if len(mentors) == 1 else "any",
+            "training_data": json.dumps(positions.sources),
+            "training_command": _command_line(ctx),
+            "trained": datetime.now(UTC).isoformat(timespec="seconds"),
+            "metrics": json.dumps(metrics),
+            "hidden_units": str(hidden),
+            "weight_decay": str(weight_decay),
+        },
+    )
+    click.echo(
+        f"positions: {metrics['positions']} from {metrics['items']} items; decisive: {metrics['decisive']} "
+        f"(the mentor's segment helps at {metrics['helps']})"
+    )
+    for name, value in metrics["out_of_fold_auc"].items():
+        click.echo(f"  {folds}-fold AUC for 'helps', {name:<15} {value:.3f}")
+    click.echo(f"written: {out}")
+
+
 def register(cli: click.Group) -> None:
     """Add the lab's commands to the `verifier` group of the edge-collab command."""
     group = cli.commands["verifier"]
     assert isinstance(group, click.Group)
-    for command in (collect, train, value):
+    for command in (collect, train, value, train_trigger_command):
         group.add_command(command)
