@@ -7,6 +7,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from conftest import open_tiny
 from servers import MODELS_REPLY, delaying_proxy, llama_cpp_server, llama_server, llama_server_binary, scripted_server
 
 from edge_collab import CollabPair, GenerationSettings, ModelSettings
@@ -249,6 +250,19 @@ def test_base_url_forms():
         parse_base_url("ftp://x")
 
 
+@pytest.mark.parametrize(
+    ("overlap", "round_trip_s", "one_request"),
+    [(True, 0.2, False), (True, 0.001, False), (False, 0.2, True), (False, 0.001, False)],
+)
+def test_auto_asks_twice_at_a_divergence_unless_probes_wait_on_a_slow_link(overlap, round_trip_s, one_request):
+    """Writing on hides both round trips, and a segment at every probe would
+    multiply what the server decodes; only probes asked in turn over a slow
+    link take the word and a segment in one request."""
+    client = CompletionClient("http://127.0.0.1:9", settings=RemoteSettings(overlap_probes=overlap))
+    client.round_trip_s = round_trip_s
+    assert client.one_request_per_probe is one_request
+
+
 def test_circuit_breaker_opens_and_recovers():
     now = [0.0]
     breaker = CircuitBreaker(threshold=2, cooldown_s=10, clock=lambda: now[0])
@@ -404,7 +418,7 @@ def test_writing_on_during_a_probe_gives_the_answer_of_probing_in_turn(tiny_path
     results = {}
     with delaying_proxy(port, delay_s=0.015) as slow_url:
         for overlap in (False, True):
-            remote = RemoteSettings(overlap_probes=overlap, one_request_rtt_s=10.0)  # one request mode, as when far
+            remote = RemoteSettings(overlap_probes=overlap, one_request_rtt_s=10.0)  # two requests a divergence
             with open_remote(tiny_paths, slow_url, settings=settings, remote_settings=remote) as pair:
                 results[overlap] = [pair.generate(prompt) for prompt in (PROMPT, "the dog and the cat", "a mat")]
     for in_turn, overlapped in zip(results[False], results[True], strict=True):
@@ -524,3 +538,34 @@ def test_a_server_that_tokenizes_otherwise_is_sent_text(tiny_paths):
     off = RemoteSettings(token_prompts=False)
     with scripted_server(respond) as url, open_remote(tiny_paths, url, remote_settings=off) as pair:
         assert not pair.mentor.client.takes_tokens_of(pair.student)
+
+
+def test_an_engine_with_the_students_tokenizer_is_sent_the_students_token_ids(tiny_paths):
+    """A server that says it is llama-server and tokenizes the sample as the
+    student does gets every prompt as token ids: the student's prompt and the
+    answer so far, exactly the ids the student holds (this runs without a
+    llama-server binary; the test above runs the real one where installed)."""
+    from edge_collab.remote.client import TOKENIZER_SAMPLE
+
+    student = open_tiny(tiny_paths["student"])
+    sample_ids = student.tokenize(TOKENIZER_SAMPLE.encode("utf-8"))
+    models = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "owned_by": "llamacpp"}]}).encode()
+    prompts = []
+
+    def respond(path, request):
+        if path.endswith("/models"):
+            return 200, models
+        if path == "/tokenize":
+            assert request == {"content": TOKENIZER_SAMPLE, "add_special": False, "parse_special": False}
+            return 200, json.dumps({"tokens": sample_ids}).encode()
+        prompts.append(request["prompt"])
+        return 200, json.dumps({"choices": [{"text": "", "finish_reason": "length"}]}).encode()
+
+    with scripted_server(respond) as url, open_remote(tiny_paths, url) as pair:
+        assert pair.mentor.client.takes_tokens_of(pair.student)
+        result = pair.generate(PROMPT, max_new_tokens=12, probe_rate=1.0)
+        context = pair.student.tokens
+    student.close()
+    assert prompts and all(isinstance(p, list) and all(isinstance(t, int) for t in p) for p in prompts)
+    assert all(p == context[: len(p)] for p in prompts)  # prefixes of what the student holds
+    assert result.stats.probes >= 1 and result.stats.mentor_round_trips == len(prompts)

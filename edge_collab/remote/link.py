@@ -3,15 +3,21 @@ engine/mentor.py).
 
 A probe asks the mentor to continue the answer from the start of the
 student's word; the mentor's tokens are compared with the student's one by
-one, and where they first differ the branches part. Two ways to ask, chosen by
-the measured round-trip time:
+one, and where they first differ the branches part. Two ways to ask
+(CompletionClient.one_request_per_probe):
 
-- one request per probe (slow links): ask for the word's length plus a
-  lookahead segment at once; at a divergence the same reply already holds the
-  mentor's segment. Every probe then costs the server a segment of decoding.
-- two requests at a divergence (fast links, e.g. loopback): ask for the word
-  only; only where it differs ask again for the segment from the split. The
-  server decodes no more than a local mentor would.
+- two requests at a divergence (the default): ask for the word only; only
+  where it differs ask again for the segment from the split. The server
+  decodes no more than a local mentor would, and while the student writes on
+  during the probe both round trips are hidden.
+- one request per probe (probes asked in turn over a slow link): the word's
+  length plus a lookahead segment at once; at a divergence the same reply
+  already holds the mentor's segment. Every probe then costs the server a
+  segment of decoding.
+
+Engines that take token ids and share the student's tokenizer are sent the
+student's ids (CompletionClient.takes_tokens_of); others get text. Under the
+audit policy a batch is read with one scoring request (remote/scoring.py).
 
 Either way the segment is greedy from the split, so with identical tokenizers
 this is exactly the local probe-by-scoring rule and the answers are the same
