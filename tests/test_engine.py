@@ -244,3 +244,17 @@ def test_audit_probing_on_tiny_models_reads_each_token_once(student, mentor, ver
     # Every token the mentor read, it read once: the prompt and the answer (what it wrote itself aside).
     prompt = len(mentor.chat_prompt(MESSAGES))
     assert stats.mentor_prefill_tokens <= prompt + stats.tokens_total + stats.student_discarded_tokens
+
+
+@pytest.mark.parametrize("verifier", [AlwaysMentor(), AlwaysStudent(), None], ids=["mentor", "student", "self"])
+@pytest.mark.parametrize("trigger", ["mentor-prefers", "cosd"])
+def test_a_pair_with_other_tokenizers_is_audited_through_the_text(student, other_tokenizer_mentor, verifier, trigger):
+    result = generate(student, other_tokenizer_mentor, verifier, probe_policy="audit", audit_tokens=6, trigger=trigger)
+    stats = result.stats
+    assert stats.audits > 0 and stats.probes == 0 and stats.divergences > 0
+    assert stats.tokens_student + stats.tokens_mentor == stats.tokens_total
+    assert "".join(piece.text for piece in result.pieces) == result.text
+    if isinstance(verifier, AlwaysStudent):
+        assert stats.tokens_mentor == 0 and result.text == generate(student, None, method="student").text
+    if isinstance(verifier, AlwaysMentor):
+        assert stats.tokens_mentor > 0

@@ -161,15 +161,20 @@ def test_the_cosd_trigger_fires_only_where_the_student_is_unsure():
     assert result.text == STUDENT_TEXT and result.stats.divergences == 0 and result.stats.audits >= 1
 
 
-def test_a_pair_with_other_tokenizers_cannot_be_audited_yet():
-    import pytest
-
-    from edge_collab.errors import IncompatiblePairError
-
+def test_a_pair_with_other_tokenizers_is_audited_through_the_text():
+    """The mentor writes " sitting" as " sitt" + "ing", the student as " sit" +
+    "t" + "ing". Positions are matched where tokens start at the same byte: at
+    " sit" the mentor's own " sitt" agrees, "t" starts inside it and is not
+    judged, and at "ing" the mentor would write "ed": the split, at the same
+    text on both sides."""
     student = ScriptedBackend("student", STUDENT_TEXT)
     mentor = ScriptedBackend("mentor", MENTOR_TEXT, vocabulary=[*VOCABULARY, " sitt"])
-    with pytest.raises(IncompatiblePairError, match="one tokenizer"):
-        audited(student, mentor)
+    spy = Spy(adopt=True)
+    result = audited(student, mentor, spy)
+    first = spy.seen[0]
+    assert first.student_text.startswith("ing on") and first.mentor_text.startswith("ed on a")
+    assert result.text.startswith(" the cat sitted on a red")
+    assert result.stats.audits >= 1 and result.stats.adoptions >= 1 and result.stats.probes == 0
 
 
 def test_a_verifier_that_always_takes_the_mentor_s_segment_spares_the_student_writing_its_own():

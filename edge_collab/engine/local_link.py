@@ -24,11 +24,11 @@ from edge_collab.backends.base import ModelBackend
 from edge_collab.backends.seam import seam_tokens
 from edge_collab.engine.answer import Answer
 from edge_collab.engine.mentor import Audit
-from edge_collab.engine.sampling import TokenScore, score_token, token_logprobs
+from edge_collab.engine.sampling import TokenScore, log_softmax, score_token, token_logprobs
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import ModelWriter, Written, ends_sentence
 from edge_collab.errors import IncompatiblePairError
-from edge_collab.verifiers.features import mentor_view
+from edge_collab.verifiers.features import MentorView, mentor_view
 
 
 def _first_mismatch(rows: np.ndarray, tokens: list[int]) -> int | None:
@@ -138,12 +138,10 @@ class LocalLink(ABC):
         return max(0, frontier - self.synced)
 
     def audit(self, frontier: int) -> Audit:
-        raise IncompatiblePairError(
-            "audit probing needs a student and mentor with one tokenizer for now; use --probe-policy random"
-        )
+        raise IncompatiblePairError("this mentor cannot audit the answer; use --probe-policy random")
 
     def split_at(self, audit: Audit, index: int) -> None:
-        raise IncompatiblePairError("audit probing needs a student and mentor with one tokenizer for now")
+        raise IncompatiblePairError("this mentor cannot audit the answer")
 
     def count_into(self, stats: GenerationStats) -> None:
         stats.mentor_decode_tokens = self.decode_tokens
@@ -222,9 +220,73 @@ class TokenLink(LocalLink):
 
 class TextLink(LocalLink):
     """Different tokenizers: text passes between the models, each tokenizes for
-    itself, and the branches part at the start of the probed word."""
+    itself, and the branches part at the start of the probed word (or, under
+    the audit policy, at a student token that starts where a mentor token
+    does: positions matched through the text)."""
 
     _word_context = 0  # mentor context length before the probed word
+    can_audit = True
+
+    def audit(self, frontier: int) -> Audit:
+        """Read the answer's text the mentor has not seen, up to `frontier`, in
+        one batch (its own tokens, seamed onto its context), and give each
+        student token the mentor's view at the mentor token that starts at the
+        same byte of the answer; none where no mentor token starts there."""
+        student = self.answer.writer
+        start = self.synced
+        tokens = self.answer.tokens(start)[: frontier - start]
+        self.synced = frontier
+        self._audit_positions: dict[int, tuple[int, np.ndarray]] = {}
+        if not tokens:
+            return Audit(start, [], [])
+        before = len(self.mentor)
+        new = self._append_text(student.detokenize(tokens))
+        keep = len(self.mentor)
+        rows_by_position: dict[int, np.ndarray] = {}
+        if new:
+            if keep < before:  # the seam replaced cached tokens: the row predicting new[0] is gone
+                rows = self._counting_prefill(lambda: self.mentor.score(new, predict_first=False))
+                rows_by_position = {keep + k: rows[k - 1] for k in range(1, len(new))}
+            else:
+                rows = self._counting_prefill(lambda: self.mentor.score(new))
+                rows_by_position = {keep + k: rows[k] for k in range(len(new))}
+        mentor_tokens = self.mentor.tokens
+        offsets = _byte_offsets(self.mentor, mentor_tokens, self.prompt_length, keep)
+        views: list[MentorView | None] = []
+        for index, token in enumerate(tokens):
+            at = len(student.detokenize(self.answer.tokens()[: start + index]))
+            position = offsets.get(at)
+            row = rows_by_position.get(position) if position is not None else None
+            if position is None or row is None:
+                views.append(None)
+                continue
+            self._audit_positions[index] = (position, row)
+            views.append(self._view(row, student.token_bytes(token), token, mentor_tokens[position]))
+        return Audit(start, tokens, views)
+
+    def _view(self, row: np.ndarray, piece: bytes, student_token: int, written: int) -> MentorView:
+        """The mentor's view where the student wrote `piece` and the mentor's own
+        tokens have `written`: it agrees where its first choice is either."""
+        view = mentor_view(row, written)
+        logprobs = log_softmax(row)
+        choice = self.mentor.token_bytes(view.token)
+        agrees = view.token == written or choice == piece
+        if self.mentor.token_bytes(written) == piece:
+            own = float(logprobs[written])
+        else:  # the student's token is not one of the mentor's: its first mentor token bounds it
+            first = self.mentor.tokenize(piece)[:1]
+            own = float(logprobs[first[0]]) if first else view.student_logprob
+        return MentorView(student_token if agrees else -1, view.top_logprob, own, view.entropy, view.margin)
+
+    def split_at(self, audit: Audit, index: int) -> None:
+        """The mentor's segment starts at its token where tokens[index] of `audit` starts."""
+        position, row = self._audit_positions[index]
+        self.split_row = row
+        self.student_segment_logprobs = np.zeros(0)  # the segments are in other vocabularies
+        self._first_token = int(np.argmax(row))
+        self._branch_at = position
+        self._word_end = audit.start + len(audit.tokens)
+        self._read_segment = False
 
     def _score(self, word_start: int, catch_up: list[int], word: list[int]) -> int | None:
         student = self.answer.writer
@@ -267,6 +329,17 @@ class TextLink(LocalLink):
         keep, tokens = seam_tokens(student, student.tokens, self.mentor.detokenize(mentor_tokens), floor)
         self.answer.rollback(keep - self.answer.prompt_length)
         student.append(tokens)
+
+
+def _byte_offsets(model: ModelBackend, tokens: list[int], answer_start: int, first: int) -> dict[int, int]:
+    """For each of tokens[first:], where it starts in the answer (bytes after
+    tokens[answer_start]), keyed by that offset."""
+    at = len(model.detokenize(tokens[answer_start:first]))
+    offsets: dict[int, int] = {}
+    for position in range(first, len(tokens)):
+        offsets.setdefault(at, position)
+        at += len(model.token_bytes(tokens[position]))
+    return offsets
 
 
 def make_link(
