@@ -129,6 +129,16 @@ def test_prompt_over_the_context_is_a_400(server):
     assert code == 400 and "context" in json.loads(payload)["error"]["message"]
 
 
+def test_a_trigger_this_install_lacks_is_a_400(server):
+    """No learned trigger is shipped for the pair: asking for one is the
+    request's to change, not the server's failure."""
+    body = json.dumps(
+        {"messages": [{"role": "user", "content": "the cat"}], "probe_policy": "audit", "trigger": "learned"}
+    ).encode()
+    code, _, payload = raw(server[1], "POST", "/v1/chat/completions", body)
+    assert code == 400 and "no learned trigger is shipped" in json.loads(payload)["error"]["message"]
+
+
 def test_huge_body_is_refused(server):
     body = json.dumps({"messages": [{"role": "user", "content": "x" * (2 << 20)}]}).encode()
     code, _, payload = raw(server[1], "POST", "/v1/chat/completions", body)

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_collab.errors import VerifierError
+from edge_collab.errors import SettingsError, VerifierError
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.features import POSITION_FEATURE_NAMES, POSITION_FEATURE_SET_VERSION, Position
 from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME, onnx_session
@@ -106,8 +106,8 @@ def learned_trigger_file() -> Path:
     named = os.environ.get(ENV_TRIGGER_FILE)
     if named:
         return Path(named)
-    if not SHIPPED_TRIGGER.is_file():
-        raise VerifierError(
+    if not SHIPPED_TRIGGER.is_file():  # a setting asked for what this install lacks: the caller's to change
+        raise SettingsError(
             "no learned trigger is shipped for the default pair yet; train one (edge-collab verifier collect "
             f"--probe-policy audit, then verifier train-trigger) and name it in {ENV_TRIGGER_FILE}"
         )

@@ -15,7 +15,7 @@ from engine_helpers import generate
 from edge_collab.cli.main import cli
 from edge_collab.engine.sampling import TokenScore
 from edge_collab.engine.trigger import ENV_TRIGGER_FILE, LearnedTrigger, learned_trigger_file
-from edge_collab.errors import VerifierError
+from edge_collab.errors import SettingsError, VerifierError
 from edge_collab.verifiers.features import POSITION_FEATURE_NAMES, Position
 from edge_collab_lab.training import Mlp, export_onnx
 from edge_collab_lab.trigger_training import cosd_scores, load_positions
@@ -110,7 +110,7 @@ def test_no_shipped_trigger_says_how_to_get_one(monkeypatch, tmp_path):
 
     monkeypatch.delenv(ENV_TRIGGER_FILE, raising=False)
     monkeypatch.setattr(trigger_module, "SHIPPED_TRIGGER", tmp_path / "none.onnx")
-    with pytest.raises(VerifierError, match="no learned trigger is shipped"):
+    with pytest.raises(SettingsError, match="no learned trigger is shipped"):
         learned_trigger_file()
 
 
