@@ -17,6 +17,8 @@ from edge_collab.errors import IncompatiblePairError, MentorUnavailableError
 from edge_collab.remote.breaker import CircuitBreaker
 from edge_collab.remote.client import CompletionClient, RemoteSettings, parse_base_url
 
+# /v1/models as llama-server answers it (its model card's owner names the engine).
+LLAMA_SERVER_MODELS = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "owned_by": "llamacpp"}]}).encode()
 QUICK = RemoteSettings(connect_timeout_s=1.0, read_timeout_s=1.0, retry_budget_s=0.5)
 PROMPT = "the cat sat on the mat. what is two plus two?"
 
@@ -467,7 +469,7 @@ def test_a_served_mentor_audits_by_scoring_and_gives_the_answer_of_one_in_proces
 def test_audit_probing_needs_an_engine_that_scores(tiny_paths):
     """llama-server (and an engine edge-collab does not know) cannot score a
     prompt: said in one line before the answer starts."""
-    models = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "owned_by": "llamacpp"}]}).encode()
+    models = LLAMA_SERVER_MODELS
     with scripted_server(lambda path, request: (200, models)) as url, open_remote(tiny_paths, url, AUDIT) as pair:
         assert pair.mentor.client.engine == "llama-server"
         with pytest.raises(IncompatiblePairError, match="audit probing needs a mentor that can score a prompt"):
@@ -520,7 +522,7 @@ def test_llama_server_is_sent_token_ids_and_agrees_where_text_prompts_do_not(tin
 def test_a_server_that_tokenizes_otherwise_is_sent_text(tiny_paths):
     """An engine that takes ids but whose tokenizer is not the student's (its
     /tokenize says otherwise) gets text; so does one when token prompts are off."""
-    models = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "owned_by": "llamacpp"}]}).encode()
+    models = LLAMA_SERVER_MODELS
     prompts = []
 
     def respond(path, request):
@@ -549,7 +551,7 @@ def test_an_engine_with_the_students_tokenizer_is_sent_the_students_token_ids(ti
 
     student = open_tiny(tiny_paths["student"])
     sample_ids = student.tokenize(TOKENIZER_SAMPLE.encode("utf-8"))
-    models = json.dumps({"object": "list", "data": [{"id": "tiny-mentor", "owned_by": "llamacpp"}]}).encode()
+    models = LLAMA_SERVER_MODELS
     prompts = []
 
     def respond(path, request):

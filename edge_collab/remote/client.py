@@ -334,13 +334,20 @@ class CompletionClient:
         body: dict[str, object] = {"input": ""}
         if self.model:
             body["model"] = self.model
-        try:
-            raw, _ = self._retried(lambda: self._request_once("POST", "/extras/tokenize/count", body, root=True))
-            count = self._json_object(raw).get("count")
-        except MentorRequestError as error:
-            logger.info("%s: its prompts are not scored", error)
-            return None
+        reply = self._root_call("/extras/tokenize/count", body, "its prompts are not scored")
+        count = None if reply is None else reply.get("count")
         return count > 0 if isinstance(count, int) else None
+
+    def _root_call(self, path: str, body: dict[str, object], otherwise: str) -> dict | None:  # type: ignore[type-arg]
+        """One JSON call to an endpoint at the server's root (beside /v1), for
+        what the client asks once to choose how to talk; None, logged with what
+        is done `otherwise`, where the server does not answer it."""
+        try:
+            raw, _ = self._retried(lambda: self._request_once("POST", path, body, root=True))
+            return self._json_object(raw)
+        except MentorRequestError as error:
+            logger.info("%s: %s", error, otherwise)
+            return None
 
     @property
     def one_request_per_probe(self) -> bool:
@@ -375,13 +382,10 @@ class CompletionClient:
             body: dict[str, object] = {"content": TOKENIZER_SAMPLE, "add_special": False, "parse_special": False}
         else:
             body = {"prompt": TOKENIZER_SAMPLE, "add_special_tokens": False, "model": self.model}
-        try:
-            raw, _ = self._retried(lambda: self._request_once("POST", "/tokenize", body, root=True))
-            tokens = self._json_object(raw).get("tokens")
-        except MentorRequestError as error:
-            logger.info("%s: prompts go as text", error)
+        reply = self._root_call("/tokenize", body, "prompts go as text")
+        if reply is None:
             return False
-        same = tokens == student.tokenize(TOKENIZER_SAMPLE.encode("utf-8"))
+        same = reply.get("tokens") == student.tokenize(TOKENIZER_SAMPLE.encode("utf-8"))
         if not same:
             logger.info("mentor at %s tokenizes otherwise than the student: prompts go as text", self.url)
         return same

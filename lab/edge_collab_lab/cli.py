@@ -49,6 +49,30 @@ def _command_line(ctx: click.Context) -> str:
     return f"{ctx.command_path} {shlex.join(parts)}"
 
 
+def _provenance(
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    sources: list[str],
+    metrics: dict[str, Any],
+    hidden: int,
+    weight_decay: float,
+) -> dict[str, str]:
+    """What a trained file says about itself: the pair its data came from (from
+    each file's header), the data, the command, when, and how it scored."""
+    students = {json.loads(line)["student"] for f in files for line in f.read_text().splitlines()[:1]}
+    mentors = {json.loads(line)["mentor"] for f in files for line in f.read_text().splitlines()[:1]}
+    return {
+        "student": students.pop() if len(students) == 1 else "any",
+        "mentor": mentors.pop() if len(mentors) == 1 else "any",
+        "training_data": json.dumps(sources),
+        "training_command": _command_line(ctx),
+        "trained": datetime.now(UTC).isoformat(timespec="seconds"),
+        "metrics": json.dumps(metrics),
+        "hidden_units": str(hidden),
+        "weight_decay": str(weight_decay),
+    }
+
+
 def _check_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     # Kept as text so the recorded command line shows it as typed.
     if value is not None:
@@ -298,22 +322,7 @@ def train(
     if outcome_test is not None:
         metrics["outcome_test"] = compare_on(outcome_test, np.ones(len(outcome_test.labels), dtype=bool), model)
     metrics["label"] = label
-    students = {json.loads(line)["student"] for f in files for line in f.read_text().splitlines()[:1]}
-    mentors = {json.loads(line)["mentor"] for f in files for line in f.read_text().splitlines()[:1]}
-    export_onnx(
-        model,
-        out,
-        {
-            "student": students.pop() if len(students) == 1 else "any",
-            "mentor": mentors.pop() if len(mentors) == 1 else "any",
-            "training_data": json.dumps(dataset.sources),
-            "training_command": _command_line(ctx),
-            "trained": datetime.now(UTC).isoformat(timespec="seconds"),
-            "metrics": json.dumps(metrics),
-            "hidden_units": str(hidden),
-            "weight_decay": str(weight_decay),
-        },
-    )
+    export_onnx(model, out, _provenance(ctx, files, dataset.sources, metrics, hidden, weight_decay))
     click.echo(
         f"decisive divergences ({label} label): {len(dataset.labels)} ({int(mask.sum())} held out), "
         f"ties excluded: {dataset.ties}" + (f", left out for --evaluate-on: {left_out}" if outcome_test else "")
@@ -411,22 +420,7 @@ def train_trigger_command(
     mentor's segment is taken at the position (ties within 0.1 nats left out)."""
     positions = load_positions(files)
     model, metrics = train_trigger(positions, folds, hidden=hidden, seed=seed, weight_decay=weight_decay)
-    students = {json.loads(line)["student"] for f in files for line in f.read_text().splitlines()[:1]}
-    mentors = {json.loads(line)["mentor"] for f in files for line in f.read_text().splitlines()[:1]}
-    export_trigger(
-        model,
-        out,
-        {
-            "student": students.pop() if len(students) == 1 else "any",
-            "mentor": mentors.pop() if len(mentors) == 1 else "any",
-            "training_data": json.dumps(positions.sources),
-            "training_command": _command_line(ctx),
-            "trained": datetime.now(UTC).isoformat(timespec="seconds"),
-            "metrics": json.dumps(metrics),
-            "hidden_units": str(hidden),
-            "weight_decay": str(weight_decay),
-        },
-    )
+    export_trigger(model, out, _provenance(ctx, files, positions.sources, metrics, hidden, weight_decay))
     click.echo(
         f"positions: {metrics['positions']} from {metrics['items']} items; decisive: {metrics['decisive']} "
         f"(the mentor's segment helps at {metrics['helps']})"
