@@ -519,20 +519,29 @@ def test_llama_server_is_sent_token_ids_and_agrees_where_text_prompts_do_not(tin
     assert far.text == near.text
 
 
-def test_a_server_that_tokenizes_otherwise_is_sent_text(tiny_paths):
-    """An engine that takes ids but whose tokenizer is not the student's (its
-    /tokenize says otherwise) gets text; so does one when token prompts are off."""
-    models = LLAMA_SERVER_MODELS
-    prompts = []
+def _llama_server_like(sample_tokens: list[int], prompts: list):  # type: ignore[type-arg]
+    """Replies as llama-server would, /tokenize giving `sample_tokens` for the
+    tokenizer sample; each completion's prompt is kept in `prompts` and answered
+    with nothing."""
+    from edge_collab.remote.client import TOKENIZER_SAMPLE
 
     def respond(path, request):
         if path.endswith("/models"):
-            return 200, models
+            return 200, LLAMA_SERVER_MODELS
         if path == "/tokenize":
-            return 200, b'{"tokens": [1, 2, 3]}'
+            assert request == {"content": TOKENIZER_SAMPLE, "add_special": False, "parse_special": False}
+            return 200, json.dumps({"tokens": sample_tokens}).encode()
         prompts.append(request["prompt"])
-        return 200, json.dumps({"choices": [{"text": "", "finish_reason": "stop"}]}).encode()
+        return 200, json.dumps({"choices": [{"text": "", "finish_reason": "length"}]}).encode()
 
+    return respond
+
+
+def test_a_server_that_tokenizes_otherwise_is_sent_text(tiny_paths):
+    """An engine that takes ids but whose tokenizer is not the student's (its
+    /tokenize says otherwise) gets text; so does one when token prompts are off."""
+    prompts: list = []
+    respond = _llama_server_like([1, 2, 3], prompts)
     with scripted_server(respond) as url, open_remote(tiny_paths, url) as pair:
         assert not pair.mentor.client.takes_tokens_of(pair.student)
         pair.generate(PROMPT, max_new_tokens=8, probe_rate=1.0)
@@ -551,19 +560,8 @@ def test_an_engine_with_the_students_tokenizer_is_sent_the_students_token_ids(ti
 
     student = open_tiny(tiny_paths["student"])
     sample_ids = student.tokenize(TOKENIZER_SAMPLE.encode("utf-8"))
-    models = LLAMA_SERVER_MODELS
-    prompts = []
-
-    def respond(path, request):
-        if path.endswith("/models"):
-            return 200, models
-        if path == "/tokenize":
-            assert request == {"content": TOKENIZER_SAMPLE, "add_special": False, "parse_special": False}
-            return 200, json.dumps({"tokens": sample_ids}).encode()
-        prompts.append(request["prompt"])
-        return 200, json.dumps({"choices": [{"text": "", "finish_reason": "length"}]}).encode()
-
-    with scripted_server(respond) as url, open_remote(tiny_paths, url) as pair:
+    prompts: list = []
+    with scripted_server(_llama_server_like(sample_ids, prompts)) as url, open_remote(tiny_paths, url) as pair:
         assert pair.mentor.client.takes_tokens_of(pair.student)
         result = pair.generate(PROMPT, max_new_tokens=12, probe_rate=1.0)
         context = pair.student.tokens

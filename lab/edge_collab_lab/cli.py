@@ -49,6 +49,18 @@ def _command_line(ctx: click.Context) -> str:
     return f"{ctx.command_path} {shlex.join(parts)}"
 
 
+# Options the trainers share.
+_hidden_option = click.option("--hidden", type=click.IntRange(1, 256), default=16, show_default=True)
+_seed_option = click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+_weight_decay_option = click.option(
+    "--weight-decay",
+    type=click.FloatRange(0.0, 100.0),
+    default=1e-3,
+    show_default=True,
+    help="L2 on the weights; raise it when the inputs are many (hidden states) and the examples few.",
+)
+
+
 def _provenance(
     ctx: click.Context,
     files: tuple[Path, ...],
@@ -218,7 +230,7 @@ def collect(
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The .onnx file to write.")
-@click.option("--hidden", type=click.IntRange(1, 256), default=16, show_default=True)
+@_hidden_option
 @click.option(
     "--held-out",
     type=click.FloatRange(0.05, 0.9),
@@ -233,14 +245,8 @@ def collect(
     show_default=True,
     help="Also cross-validate over all divergences with this many item folds (0: skip).",
 )
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
-@click.option(
-    "--weight-decay",
-    type=click.FloatRange(0.0, 100.0),
-    default=1e-3,
-    show_default=True,
-    help="L2 on the weights; raise it when the inputs are many (hidden states) and the divergences few.",
-)
+@_seed_option
+@_weight_decay_option
 @click.option(
     "--label",
     type=click.Choice(["outcome", "belief"]),
@@ -398,7 +404,7 @@ def value(files: tuple[Path, ...], feature: str, bins: int, plot: Path | None) -
 @click.command("train-trigger")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .onnx file to write.")
-@click.option("--hidden", type=click.IntRange(1, 256), default=16, show_default=True)
+@_hidden_option
 @click.option(
     "--folds",
     type=click.IntRange(2, 20),
@@ -406,8 +412,8 @@ def value(files: tuple[Path, ...], feature: str, bins: int, plot: Path | None) -
     show_default=True,
     help="Item folds for the out-of-fold comparison with the rules and the calibration.",
 )
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
-@click.option("--weight-decay", type=click.FloatRange(0.0, 100.0), default=1e-3, show_default=True)
+@_seed_option
+@_weight_decay_option
 @click.pass_context
 def train_trigger_command(
     ctx: click.Context, files: tuple[Path, ...], out: Path, hidden: int, folds: int, seed: int, weight_decay: float
