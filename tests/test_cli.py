@@ -35,6 +35,13 @@ def test_run_streams_and_summarises(tiny_paths):
     assert "\x1b[" not in result.output  # not a terminal: no colour codes
 
 
+def test_an_audited_answer_says_how_many_batches_the_mentor_read(tiny_paths):
+    result = invoke("run", "the cat sat", *tiny_pair(tiny_paths), "--max-tokens", "40", "--probe-policy", "audit")
+    assert result.exit_code == 0, result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert " audits, " in summary and " probes, " not in summary
+
+
 def test_run_json_has_the_documented_fields(tiny_paths):
     result = invoke(
         "run", "the cat sat", *tiny_pair(tiny_paths), "--max-tokens", "40", "--verifier", "always-mentor", "--json"

@@ -42,8 +42,10 @@ def summary_line(stats: GenerationStats) -> str:
     mentor = click.style("mentor text", fg=MENTOR_COLOUR)
     trouble = stats.mentor_trouble()
     failures = click.style(f"; {trouble}", fg="yellow") if trouble else ""
+    # Under the audit policy the mentor reads batches and is never probed: say what it did.
+    asked = f"{stats.audits} audits" if stats.audits else f"{stats.probes} probes"
     return (
         f"[{stats.method}] mentor share {stats.mentor_share:.1%} ({stats.tokens_mentor}/{stats.tokens_total} tokens, "
-        f"{mentor}), {stats.probes} probes, {stats.divergences} divergences, {stats.adoptions} adoptions, "
+        f"{mentor}), {asked}, {stats.divergences} divergences, {stats.adoptions} adoptions, "
         f"{stats.tokens_per_s:.1f} tokens/s, {stats.wall_s:.1f} s, stop: {stats.stop_reason}{failures}"
     )
