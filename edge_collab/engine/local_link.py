@@ -180,8 +180,10 @@ class TokenLink(LocalLink):
         rows = self._counting_prefill(lambda: self.mentor.score(tokens)) if tokens else np.zeros((0, 0))
         self.synced = frontier
         self._audit_rows = rows[: len(tokens)]
-        views = [mentor_view(row, token) for row, token in zip(self._audit_rows, tokens, strict=True)]
-        return Audit(start, tokens, list(views))
+        views: list[MentorView | None] = [
+            mentor_view(row, token) for row, token in zip(self._audit_rows, tokens, strict=True)
+        ]
+        return Audit(start, tokens, views)
 
     def split_at(self, audit: Audit, index: int) -> None:
         """Make tokens[index] of `audit` the split: the mentor's segment starts
@@ -253,29 +255,29 @@ class TextLink(LocalLink):
         mentor_tokens = self.mentor.tokens
         offsets = _byte_offsets(self.mentor, mentor_tokens, self.prompt_length, keep)
         views: list[MentorView | None] = []
+        at = len(student.detokenize(self.answer.tokens()[:start]))  # where the batch starts in the answer's bytes
         for index, token in enumerate(tokens):
-            at = len(student.detokenize(self.answer.tokens()[: start + index]))
+            piece = student.token_bytes(token)
             position = offsets.get(at)
+            at += len(piece)
             row = rows_by_position.get(position) if position is not None else None
             if position is None or row is None:
                 views.append(None)
                 continue
             self._audit_positions[index] = (position, row)
-            views.append(self._view(row, student.token_bytes(token), token, mentor_tokens[position]))
+            views.append(self._view(row, piece, token, mentor_tokens[position]))
         return Audit(start, tokens, views)
 
     def _view(self, row: np.ndarray, piece: bytes, student_token: int, written: int) -> MentorView:
         """The mentor's view where the student wrote `piece` and the mentor's own
         tokens have `written`: it agrees where its first choice is either."""
-        view = mentor_view(row, written)
-        logprobs = log_softmax(row)
-        choice = self.mentor.token_bytes(view.token)
-        agrees = view.token == written or choice == piece
-        if self.mentor.token_bytes(written) == piece:
-            own = float(logprobs[written])
-        else:  # the student's token is not one of the mentor's: its first mentor token bounds it
+        view = mentor_view(row, written)  # its student_logprob: the mentor's own token's
+        agrees = view.token == written or self.mentor.token_bytes(view.token) == piece
+        own = view.student_logprob
+        if self.mentor.token_bytes(written) != piece:  # not one of the mentor's tokens: its first one bounds it
             first = self.mentor.tokenize(piece)[:1]
-            own = float(logprobs[first[0]]) if first else view.student_logprob
+            if first:
+                own = float(log_softmax(row)[first[0]])
         return MentorView(student_token if agrees else -1, view.top_logprob, own, view.entropy, view.margin)
 
     def split_at(self, audit: Audit, index: int) -> None:

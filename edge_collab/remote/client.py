@@ -32,9 +32,7 @@ from edge_collab.remote.scoring import (
     ScoredToken,
     ScoreFormatError,
     engine_of,
-    parse_llama_cpp_python,
-    parse_sglang,
-    parse_vllm,
+    parse_scores,
     score_request,
 )
 
@@ -257,10 +255,10 @@ class CompletionClient:
             raise MentorRequestError(f"mentor at {self.url} sent an unexpected response", True)
         return data
 
-    def _call(self, method: str, path: str, body: dict | None, parse):  # type: ignore[no-untyped-def,type-arg]
+    def _call(self, method: str, path: str, body: dict | None, parse, root: bool = False):  # type: ignore[no-untyped-def,type-arg]
         """One call parsed by `parse(raw, content_type)`, retried with exponential
-        backoff within the retry budget."""
-        return self._retried(lambda: parse(*self._request_once(method, path, body)))
+        backoff within the retry budget (`root`: `path` at the server's root, beside /v1)."""
+        return self._retried(lambda: parse(*self._request_once(method, path, body, root)))
 
     def _retried(self, attempt):  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + self.settings.retry_budget_s
@@ -276,9 +274,9 @@ class CompletionClient:
                 time.sleep(delay)
                 delay *= 2
 
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:  # type: ignore[type-arg]
+    def request(self, method: str, path: str, body: dict | None = None, root: bool = False) -> dict:  # type: ignore[type-arg]
         """One JSON call, retried with exponential backoff within the retry budget."""
-        return self._call(method, path, body, lambda raw, _: self._json_object(raw))  # type: ignore[no-any-return]
+        return self._call(method, path, body, lambda raw, _: self._json_object(raw), root)  # type: ignore[no-any-return]
 
     # ---- API -------------------------------------------------------------
     def list_models(self) -> list[str]:
@@ -306,26 +304,18 @@ class CompletionClient:
     def score(self, prompt: str, top: int, skip_tokens: int) -> list[ScoredToken]:
         """The engine's reading of `prompt`: each token's text with the top
         log-probabilities before it (remote/scoring.py)."""
-        engine = self.engine
-        path, body = score_request(engine, prompt, self.model, top, skip_tokens)
-        if engine == SGLANG:
-            parse = parse_sglang
-        elif engine == VLLM:
-            parse = parse_vllm
-            body = {**body, **self.settings.request_extra}
-        else:
-            adds_bos = bool(self._bos)
-            parse = lambda data: parse_llama_cpp_python(data, adds_bos)  # noqa: E731
-            body = {**body, **self.settings.request_extra}
+        path, body = score_request(self.engine, prompt, self.model, top, skip_tokens)
         root = path == "/generate"  # SGLang's native endpoint sits beside /v1, not under it
+        if not root:  # the completions endpoints take the fields every completion request gets
+            body = {**body, **self.settings.request_extra}
 
         def scored(raw: bytes, _: str) -> list[ScoredToken]:
             try:
-                return parse(self._json_object(raw))
+                return parse_scores(self.engine, self._json_object(raw), adds_bos=bool(self._bos))
             except ScoreFormatError as error:
                 raise MentorRequestError(f"mentor at {self.url} did not score the prompt ({error})", False) from None
 
-        return self._retried(lambda: scored(*self._request_once("POST", path, body, root)))  # type: ignore[no-any-return]
+        return self._call("POST", path, body, scored, root)  # type: ignore[no-any-return]
 
     def _adds_bos(self) -> bool | None:
         """Whether llama-cpp-python's model starts every prompt with a BOS token
@@ -343,8 +333,7 @@ class CompletionClient:
         what the client asks once to choose how to talk; None, logged with what
         is done `otherwise`, where the server does not answer it."""
         try:
-            raw, _ = self._retried(lambda: self._request_once("POST", path, body, root=True))
-            return self._json_object(raw)
+            return self.request("POST", path, body, root=True)
         except MentorRequestError as error:
             logger.info("%s: %s", error, otherwise)
             return None

@@ -258,7 +258,7 @@ class RemoteLink:
         return self.client.can_score
 
     def unread(self, frontier: int) -> int:
-        return max(0, frontier - self._synced) if self.can_audit else 0
+        return max(0, frontier - self._synced)
 
     def audit(self, frontier: int) -> Audit:
         """Read the answer tokens not yet read, up to `frontier`, with one scoring
@@ -273,7 +273,8 @@ class RemoteLink:
                 f"this one is {self.client.engine}: use --probe-policy random"
             )
         start = self._synced
-        tokens = self.answer.tokens(start)[: frontier - start]
+        answer_tokens = self.answer.tokens()[:frontier]
+        tokens = answer_tokens[start:]
         self._synced = self._audit_end = frontier
         if not tokens:
             return Audit(start, [], [])
@@ -282,7 +283,6 @@ class RemoteLink:
             self.stats.skipped_probes += 1
             return unaudited
         student = self.answer.writer
-        answer_tokens = self.answer.tokens()[:frontier]
         text = defuse(student.detokenize(answer_tokens).decode("utf-8", errors="replace"), student.special_texts())
         try:
             scored = self.client.score(

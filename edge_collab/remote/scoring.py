@@ -12,8 +12,8 @@ into one list, a `ScoredToken` per prompt token, in order:
   default 152k-token mentor, measured here. For a model without a BOS token
   it also labels each row with the token before the one the row predicts;
   `parse_llama_cpp_python` undoes that shift.
-- **vLLM**: `/v1/completions` with `prompt_logprobs` (which turns off reads of
-  its prefix cache for that request, its docs say).
+- **vLLM**: `/v1/completions` with `prompt_logprobs` (such a request does not
+  read its prefix cache: vLLM v1's `Request.get_skip_reading_prefix_cache`).
 - **SGLang**: `/generate` with `return_logprob`, `logprob_start_len` (only the
   answer's tail is scored; the prefix cache is kept) and `top_logprobs_num`.
 
@@ -114,9 +114,8 @@ def parse_llama_cpp_python(data: dict, adds_bos: bool) -> list[ScoredToken]:  # 
 def parse_vllm(data: dict) -> list[ScoredToken]:  # type: ignore[type-arg]
     """choices[0].prompt_logprobs: per prompt token None (the first) or
     {token id: {"logprob", "rank", "decoded_token"}}, holding the token itself
-    and the top ones; the token itself is the entry of rank not in 1..top or, at
-    rank 1, the one it is. Ids are not known here, so the token's own entry is
-    found as the one vLLM lists first (it puts the prompt token first)."""
+    and the top ones. Ids are not known here, so the token's own entry is the
+    one vLLM lists first (it puts the prompt token first)."""
     try:
         positions = data["choices"][0]["prompt_logprobs"]
         scored: list[ScoredToken] = []
@@ -147,6 +146,16 @@ def parse_sglang(data: dict) -> list[ScoredToken]:  # type: ignore[type-arg]
         return scored
     except (KeyError, IndexError, TypeError, ValueError):
         raise ScoreFormatError("no input logprobs") from None
+
+
+def parse_scores(engine: str, data: dict, adds_bos: bool = False) -> list[ScoredToken]:  # type: ignore[type-arg]
+    """The reply to `score_request(engine, ...)`, read in that engine's format
+    (`adds_bos`: llama-cpp-python's model starts prompts with a BOS token)."""
+    if engine == SGLANG:
+        return parse_sglang(data)
+    if engine == VLLM:
+        return parse_vllm(data)
+    return parse_llama_cpp_python(data, adds_bos)
 
 
 @dataclass(frozen=True)

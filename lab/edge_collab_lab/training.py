@@ -21,7 +21,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -327,9 +327,18 @@ def scored_choices(dataset: Dataset, scores: np.ndarray) -> dict[str, dict[str, 
     return _choices(dataset.labels[scored], scores[scored], dataset.self_margin[scored])
 
 
-def out_of_fold_scores(dataset: Dataset, folds: int = 5, **training: Any) -> np.ndarray:
-    """p(mentor's branch better) for each divergence from a model trained
-    without its item (NaN where a fold could not be trained)."""
+class Labelled(Protocol):
+    """Examples to cross-validate: features, 0/1 labels and each one's item."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    items: list[str]
+
+
+def out_of_fold_scores(dataset: Labelled, folds: int = 5, **training: Any) -> np.ndarray:
+    """p(label 1) for each example (for a divergence: the mentor's branch is
+    better) from a model trained without its item's examples (NaN where a fold
+    could not be trained)."""
     bucket = _item_buckets(dataset.items, folds)
     scores = np.full(len(dataset.labels), np.nan)
     for fold in range(folds):

@@ -26,10 +26,10 @@ from edge_collab.verifiers.features import POSITION_FEATURE_NAMES, POSITION_FEAT
 from edge_collab_lab.training import (
     BELIEF_TIE_NATS,
     Mlp,
-    _item_buckets,
     auc,
     export_onnx,
     fit_calibration,
+    out_of_fold_scores,
     train_mlp,
 )
 
@@ -89,18 +89,21 @@ def rule_scores(features: np.ndarray) -> dict[str, np.ndarray]:
     return {"cosd": cosd_scores(features), "mentor-prefers": features[:, column]}
 
 
+@dataclass
+class _Decisive:
+    """The decisive positions, in the shape training.out_of_fold_scores reads."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    items: list[str]
+
+
 def out_of_fold(positions: Positions, folds: int, **fit: Any) -> np.ndarray:
     """p(helps) for each decisive position from a model trained without its item's positions."""
     decisive = positions.decisive
-    x, y = positions.features[decisive], positions.labels[decisive]
     items = [item for item, keep in zip(positions.items, decisive, strict=True) if keep]
-    bucket = _item_buckets(items, folds)
-    scores = np.full(len(y), np.nan)
-    for fold in range(folds):
-        test = bucket == fold
-        if test.any() and len(np.unique(y[~test])) == 2:
-            scores[test] = train_mlp(x[~test], y[~test], **fit).probability(x[test])
-    return scores
+    chosen = _Decisive(positions.features[decisive], positions.labels[decisive], items)
+    return out_of_fold_scores(chosen, folds, **fit)
 
 
 def compare(positions: Positions, learned: np.ndarray) -> dict[str, float]:
