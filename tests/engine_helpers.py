@@ -16,6 +16,7 @@ def generate(
     student: ModelBackend,
     mentor: ModelBackend | None,
     verifier: Verifier | None = None,
+    overlap: bool | None = None,
     **settings: object,
 ) -> GenerationResult:
     options: dict[str, object] = {"max_new_tokens": 80, "probe_rate": 0.5, "seed": 7}
@@ -27,5 +28,5 @@ def generate(
         student=student.chat_prompt(MESSAGES),
         mentor=mentor.chat_prompt(MESSAGES) if mentor is not None else None,
     )
-    link = LocalMentor(mentor) if mentor is not None else None
+    link = LocalMentor(mentor, overlap=overlap) if mentor is not None else None
     return start_generation(student, link, verifier, generation_settings, prompts).run()

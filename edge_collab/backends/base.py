@@ -65,6 +65,7 @@ class ModelBackend(ABC):
     name: str
     n_ctx: int
     n_vocab: int
+    cpu_threads: int | None = None  # CPU cores its computing keeps busy; None: unknown
 
     def __init__(self) -> None:
         self.counters = BackendCounters()

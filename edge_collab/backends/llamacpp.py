@@ -96,6 +96,8 @@ class LlamaCppBackend(ModelBackend):
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
 
         threads = settings.threads or os.cpu_count() or 1
+        on_gpu = settings.gpu_layers == -1 and gpu_offload_supported()
+        self.cpu_threads = 1 if on_gpu else threads  # the cores it keeps busy (engine/local_mentor.py)
         context_params = llama_cpp.llama_context_default_params()
         context_params.n_ctx = settings.n_ctx or min(self.n_ctx_train, _MAX_AUTO_CONTEXT)
         context_params.n_batch = _BATCH

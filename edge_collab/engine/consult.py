@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from edge_collab.engine.answer import Answer
 from edge_collab.engine.divergence_scores import divergence_scores
-from edge_collab.engine.mentor import MentorLink
+from edge_collab.engine.mentor import Audit, MentorLink
 from edge_collab.engine.pieces import Source
 from edge_collab.engine.run import Run
 from edge_collab.engine.sampling import TokenScore
@@ -72,6 +72,17 @@ class Consultation:
         self._fired_at = None
         return self.link.start_probe(word_start, word)
 
+    def finish_probe(self, pending: Future[int | None], word_start: int, on_split: Callable[[], None]) -> bool:
+        """`after_probe` once the probe is in; `on_split` runs where the two part,
+        before the consultation (it drops what the student wrote meanwhile)."""
+        try:
+            split = pending.result()
+        except ContextOverflowError:
+            return self._mentor_is_full()
+        if split is not None:
+            on_split()
+        return self.after_probe(word_start, split)
+
     def after_probe(self, word_start: int, split: int | None) -> bool:
         """Consult where the probe found the two part; returns whether the answer ended."""
         if split is None:
@@ -81,18 +92,39 @@ class Consultation:
             return self._take_over(split)
         return self._consult(word_start, split)
 
-    def unread(self) -> int:
-        """Answer tokens the mentor has not read yet (the audit policy)."""
-        return self.link.unread(len(self.answer))
+    def unread(self, frontier: int) -> int:
+        """Answer tokens before `frontier` the mentor has not read yet (the audit policy)."""
+        return self.link.unread(frontier)
 
-    def audit(self, trigger: Trigger, pressure: float) -> tuple[bool, bool]:
-        """Let the mentor read what it has not read and ask the trigger at each
-        position, in order; at the first that fires, consult there. Returns
-        (whether a segment was fetched, whether the answer ended)."""
+    def audit(self, trigger: Trigger, pressure: float, frontier: int) -> tuple[bool, bool]:
+        """Let the mentor read what it has not read up to `frontier` and ask the
+        trigger at each position, in order; at the first that fires, consult
+        there. Returns (whether a segment was fetched, whether the answer ended)."""
         try:
-            audit = self.link.audit(len(self.answer))
+            audit = self.link.audit(frontier)
         except ContextOverflowError:
             return False, self._mentor_is_full()
+        return self.after_audit(audit, trigger, pressure)
+
+    def start_audit(self, frontier: int) -> Future[Audit]:
+        """The reading of `audit`, in flight while the student writes on; its
+        result goes to `finish_audit` (engine/word_loop.py)."""
+        return self.link.start_audit(frontier)
+
+    def finish_audit(
+        self, pending: Future[Audit], trigger: Trigger, pressure: float, on_fire: Callable[[], None]
+    ) -> tuple[bool, bool]:
+        """`audit` once its reading is in; `on_fire` runs where the trigger fires,
+        before the consultation (it drops what the student wrote meanwhile)."""
+        try:
+            audit = pending.result()
+        except ContextOverflowError:
+            return False, self._mentor_is_full()
+        return self.after_audit(audit, trigger, pressure, on_fire)
+
+    def after_audit(
+        self, audit: Audit, trigger: Trigger, pressure: float, on_fire: Callable[[], None] | None = None
+    ) -> tuple[bool, bool]:
         self.stats.audits += 1
         scores = self.writer.scores
         assert scores is not None, "the audit policy needs the student's scores recorded"
@@ -102,6 +134,8 @@ class Consultation:
                 continue
             position = position_of(audit.start + index, token, scores[offset + audit.start + index], view)
             if trigger.score(position) > -pressure:
+                if on_fire is not None:
+                    on_fire()
                 self._fired_at = position
                 self.link.split_at(audit, index)
                 self.stats.divergences += 1

@@ -16,7 +16,9 @@ so any two models can be paired.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from concurrent.futures import Future
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
 
 import numpy as np
 
@@ -37,11 +39,35 @@ def _first_mismatch(rows: np.ndarray, tokens: list[int]) -> int | None:
     return int(mismatches[0]) if mismatches.size else None
 
 
-class LocalLink(ABC):
-    """The MentorLink protocol (engine/mentor.py) on a ModelBackend."""
+def _run_now(function: Callable[..., Any], *args: Any) -> Future[Any]:
+    """`function(*args)` in this thread, as a done Future (the in-turn path of start_probe and start_audit)."""
+    done: Future[Any] = Future()
+    try:
+        done.set_result(function(*args))
+    except Exception as error:  # noqa: BLE001 - handed to whoever takes the result
+        done.set_exception(error)
+    return done
 
-    def __init__(self, mentor: ModelBackend, writer: ModelWriter, prompt: list[int], answer: Answer):
+
+class LocalLink(ABC):
+    """The MentorLink protocol (engine/mentor.py) on a ModelBackend.
+
+    With an `executor` the link probes and audits on the mentor's own thread
+    while the student writes on (`can_overlap`): everything it needs of the
+    answer is read in the caller's thread first, and afterwards the mentor's
+    thread touches only the mentor's model."""
+
+    def __init__(
+        self,
+        mentor: ModelBackend,
+        writer: ModelWriter,
+        prompt: list[int],
+        answer: Answer,
+        executor: Executor | None = None,
+    ):
         self.mentor = mentor
+        self._executor = executor
+        self.can_overlap = executor is not None
         self.writer = writer
         self.answer = answer
         self.prompt_length = len(prompt)
@@ -63,7 +89,17 @@ class LocalLink(ABC):
         """Score the student's word (answer tokens from `word_start`). Returns
         None when the mentor agrees, else the answer position where the two
         branches part."""
-        catch_up = self.answer.tokens(self.synced)[: word_start - self.synced]
+        return self._probe(word_start, self._catch_up(word_start), word)
+
+    def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
+        """`probe` on the mentor's thread, from the answer as it is now."""
+        submit = self._executor.submit if self._executor is not None else _run_now
+        return submit(self._probe, word_start, self._catch_up(word_start), word)
+
+    def _catch_up(self, word_start: int) -> list[int]:
+        return self.answer.tokens(self.synced)[: word_start - self.synced]
+
+    def _probe(self, word_start: int, catch_up: list[int], word: list[int]) -> int | None:
         split = self._counting_prefill(lambda: self._score(word_start, catch_up, word))
         if split is None:
             self.synced = word_start + len(word)
@@ -129,15 +165,18 @@ class LocalLink(ABC):
         self.mentor.discard_branch()
 
     can_audit = False
-    can_overlap = False  # the mentor shares the student's CPU: nothing to hide
-
-    def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
-        raise NotImplementedError("a mentor in process is probed in turn")
 
     def unread(self, frontier: int) -> int:
         return max(0, frontier - self.synced)
 
     def audit(self, frontier: int) -> Audit:
+        return self._start_audit(frontier, _run_now).result()
+
+    def start_audit(self, frontier: int) -> Future[Audit]:
+        """`audit` on the mentor's thread, of the answer as it is now."""
+        return self._start_audit(frontier, self._executor.submit if self._executor is not None else _run_now)
+
+    def _start_audit(self, frontier: int, run: Callable[..., Future[Any]]) -> Future[Audit]:
         raise IncompatiblePairError("this mentor cannot audit the answer; use --probe-policy random")
 
     def split_at(self, audit: Audit, index: int) -> None:
@@ -171,14 +210,17 @@ class TokenLink(LocalLink):
     can_audit = True
     _audit_rows: np.ndarray  # the last audit's rows of the mentor's logits
 
-    def audit(self, frontier: int) -> Audit:
+    def _start_audit(self, frontier: int, run: Callable[..., Future[Any]]) -> Future[Audit]:
         """Read the answer's tokens the mentor has not seen, up to `frontier`, in
         one batch, keeping its distribution at each of them."""
         start = self.synced
         tokens = self.answer.tokens(start)[: frontier - start]
+        self.synced = frontier
+        return run(self._read_batch, start, tokens)
+
+    def _read_batch(self, start: int, tokens: list[int]) -> Audit:
         self.mentor.truncate(self.prompt_length + start)
         rows = self._counting_prefill(lambda: self.mentor.score(tokens)) if tokens else np.zeros((0, 0))
-        self.synced = frontier
         self._audit_rows = rows[: len(tokens)]
         views: list[MentorView | None] = [
             mentor_view(row, token) for row, token in zip(self._audit_rows, tokens, strict=True)
@@ -229,7 +271,7 @@ class TextLink(LocalLink):
     _word_context = 0  # mentor context length before the probed word
     can_audit = True
 
-    def audit(self, frontier: int) -> Audit:
+    def _start_audit(self, frontier: int, run: Callable[..., Future[Any]]) -> Future[Audit]:
         """Read the answer's text the mentor has not seen, up to `frontier`, in
         one batch (its own tokens, seamed onto its context), and give each
         student token the mentor's view at the mentor token that starts at the
@@ -238,11 +280,16 @@ class TextLink(LocalLink):
         start = self.synced
         tokens = self.answer.tokens(start)[: frontier - start]
         self.synced = frontier
+        at = len(student.detokenize(self.answer.tokens()[:start]))  # where the batch starts in the answer's bytes
+        pieces = [student.token_bytes(token) for token in tokens]
+        return run(self._read_batch, start, tokens, student.detokenize(tokens), pieces, at)
+
+    def _read_batch(self, start: int, tokens: list[int], text: bytes, pieces: list[bytes], at: int) -> Audit:
         self._audit_positions: dict[int, tuple[int, np.ndarray]] = {}
         if not tokens:
             return Audit(start, [], [])
         before = len(self.mentor)
-        new = self._append_text(student.detokenize(tokens))
+        new = self._append_text(text)
         keep = len(self.mentor)
         rows_by_position: dict[int, np.ndarray] = {}
         if new:
@@ -255,9 +302,7 @@ class TextLink(LocalLink):
         mentor_tokens = self.mentor.tokens
         offsets = _byte_offsets(self.mentor, mentor_tokens, self.prompt_length, keep)
         views: list[MentorView | None] = []
-        at = len(student.detokenize(self.answer.tokens()[:start]))  # where the batch starts in the answer's bytes
-        for index, token in enumerate(tokens):
-            piece = student.token_bytes(token)
+        for index, (token, piece) in enumerate(zip(tokens, pieces, strict=True)):
             position = offsets.get(at)
             at += len(piece)
             row = rows_by_position.get(position) if position is not None else None
@@ -345,7 +390,12 @@ def _byte_offsets(model: ModelBackend, tokens: list[int], answer_start: int, fir
 
 
 def make_link(
-    student: ModelBackend, mentor: ModelBackend, writer: ModelWriter, prompt: list[int], answer: Answer
+    student: ModelBackend,
+    mentor: ModelBackend,
+    writer: ModelWriter,
+    prompt: list[int],
+    answer: Answer,
+    executor: Executor | None = None,
 ) -> LocalLink:
     same = student.tokenizer_fingerprint() == mentor.tokenizer_fingerprint()
-    return (TokenLink if same else TextLink)(mentor, writer, prompt, answer)
+    return (TokenLink if same else TextLink)(mentor, writer, prompt, answer, executor)

@@ -52,7 +52,8 @@ class MentorLink(Protocol):
 
     @property
     def can_overlap(self) -> bool:
-        """Whether `start_probe` can run a probe while the student writes on (a served mentor)."""
+        """Whether `start_probe` and `start_audit` run while the student writes
+        on (a served mentor; one in process with cores of its own)."""
         ...
 
     def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
@@ -100,6 +101,11 @@ class MentorLink(Protocol):
 
     def audit(self, frontier: int) -> Audit:
         """Read the answer tokens not yet read, up to answer position `frontier`, in one batch."""
+        ...
+
+    def start_audit(self, frontier: int) -> Future[Audit]:
+        """`audit`, in flight on another thread; nothing else touches the link
+        until its result is taken."""
         ...
 
     def split_at(self, audit: Audit, index: int) -> None:

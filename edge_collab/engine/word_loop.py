@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,17 @@ class _Ahead:
     word: Written
     signal: StepSignal | None
     checkpoint: tuple[Mapping[str, Any], int | None]  # the writer's, before this word
+
+
+@contextmanager
+def _settled(pending: Future[Any]) -> Iterator[None]:
+    """Whatever goes wrong while the student writes ahead, the mentor's thread
+    is done before it propagates: nothing may touch the mentor's model after."""
+    try:
+        yield
+    except BaseException:
+        wait([pending])
+        raise
 
 
 class WordLoop:
@@ -145,13 +158,17 @@ class WordLoop:
             # The signal reads the logits the writer is about to use: no extra evaluation.
             signal = step_signal(self.backend.next_logits()) if consultation and self._policy.needs_signal else None
             word = writer.word(settings.word_extra_tokens)  # propose
-        if word.ended and not self._audit_due(consultation, at_end=True):  # the last words are audited too
+        frontier = self._ahead[0].start if self._ahead else len(answer)  # the end of this word
+        if word.ended and not self._audit_due(consultation, frontier, at_end=True):  # the last words are audited too
             return "eos"
         answer.label_new(self.source)
         stop_reason = None
-        if self._audit_due(consultation, at_end=word.ended):  # decide: the mentor reads a batch
+        if self._audit_due(consultation, frontier, at_end=word.ended):  # decide: the mentor reads a batch
             assert consultation is not None
-            fetched, ended = consultation.audit(self._trigger, self._probe_pressure)  # audit, consult, verify
+            if consultation.link.can_overlap and not word.ended:
+                fetched, ended = self._audit_writing_on(answer, writer, consultation, frontier)
+            else:
+                fetched, ended = consultation.audit(self._trigger, self._probe_pressure, frontier)
             stop_reason = "eos" if ended or (word.ended and not fetched) else None
         elif consultation is not None and self._policy.should_probe(signal, self._probe_pressure):  # decide
             if consultation.link.can_overlap:
@@ -164,7 +181,7 @@ class WordLoop:
             self._drop_ahead(answer, writer)
             answer.trim_to(settings.max_new_tokens)
             stop_reason = "length"
-        upto = word_end if self._ahead else self._read_so_far(answer)
+        upto = self._final_upto(answer, word_end)
         stop_reason = self._finish(answer, upto) or stop_reason
         if stop_reason is not None:
             self._drop_ahead(answer, writer)
@@ -173,14 +190,41 @@ class WordLoop:
     def _probe_writing_on(
         self, answer: Answer, writer: ModelWriter, consultation: Consultation, word_start: int, word: list[int]
     ) -> bool:
-        """Probe a served mentor while the student writes on: the words written
+        """Probe the mentor while the student writes on: the words written
         meanwhile are kept when the mentor agrees (and decided on in turn, as if
         written after), rolled back when it does not. With the same seed the
         answer is the one the probe in turn gives, token for token (tested)."""
         pending = consultation.start_probe(word_start, word)
+        with _settled(pending):
+            self._write_ahead(answer, writer, pending, self.settings.segment_tokens)
+        return consultation.finish_probe(pending, word_start, lambda: self._roll_back_ahead(answer, writer))
+
+    def _audit_writing_on(
+        self, answer: Answer, writer: ModelWriter, consultation: Consultation, frontier: int
+    ) -> tuple[bool, bool]:
+        """Let the mentor read its batch while the student writes the next one:
+        where the trigger fires, the words written meanwhile are rolled back
+        before the mentor's segment; where it does not, they are kept (and
+        audited in turn). The answer is the one auditing in turn gives (tested)."""
+        pending = consultation.start_audit(frontier)
+        with _settled(pending):
+            ahead_of_batch = len(answer) - frontier  # words already written during the last batch's reading
+            self._write_ahead(answer, writer, pending, self.settings.audit_tokens - ahead_of_batch)
+        return consultation.finish_audit(
+            pending, self._trigger, self._probe_pressure, lambda: self._roll_back_ahead(answer, writer)
+        )
+
+    def _roll_back_ahead(self, answer: Answer, writer: ModelWriter) -> None:
+        self.stats.tokens_ahead_rolled_back += self._drop_ahead(answer, writer)
+
+    def _write_ahead(self, answer: Answer, writer: ModelWriter, pending: Future[Any], limit: int) -> None:
+        """Words written while `pending` is in flight, up to `limit` tokens, each
+        queued to be decided on in turn once the mentor's answer is in."""
         settings = self.settings
         written_ahead = 0
-        while not pending.done() and written_ahead < settings.segment_tokens:
+        if self._ahead and self._ahead[-1].word.ended:
+            return  # the answer already ends within what was written ahead
+        while not pending.done() and written_ahead < limit:
             start, checkpoint = len(answer), writer.checkpoint()
             if start >= settings.max_new_tokens:
                 break
@@ -198,10 +242,6 @@ class WordLoop:
             if ahead.ended:
                 break
         self.stats.tokens_written_ahead += written_ahead
-        split = pending.result()
-        if split is not None:
-            self.stats.tokens_ahead_rolled_back += self._drop_ahead(answer, writer)
-        return consultation.after_probe(word_start, split)
 
     def _drop_ahead(self, answer: Answer, writer: ModelWriter) -> int:
         """Roll back the words written ahead, and the writer's random state with
@@ -223,12 +263,14 @@ class WordLoop:
             self.run.budget.update(answer.final_tokens - final_before, answer.mentor_tokens - mentor_before)
         return stop_reason
 
-    def _read_so_far(self, answer: Answer) -> int | None:
-        """Under the audit policy, tokens stay open to a rollback (not final, not
-        shown) until the mentor has read them; None: all are final at once."""
-        if self._consultation is None or not self._consultation.active or not isinstance(self._policy, AuditPolicy):
-            return None
-        return len(answer) - self._consultation.unread()
+    def _final_upto(self, answer: Answer, word_end: int) -> int | None:
+        """Where this step's tokens stop being final: not past the words written
+        ahead, nor, under the audit policy, past what the mentor has read (tokens
+        stay open to a rollback until then, not shown); None: all are final."""
+        consultation = self._consultation
+        if consultation is not None and consultation.active and isinstance(self._policy, AuditPolicy):
+            return word_end - consultation.unread(word_end)
+        return word_end if self._ahead else None
 
     def _emit(self, answer: Answer, final: bool) -> Iterator[Piece]:
         for piece in answer.emit(final=final):
@@ -252,11 +294,12 @@ class WordLoop:
             return verdict.adopt_mentor
         return verdict.lean + self._pressure > 0.0
 
-    def _audit_due(self, consultation: Consultation | None, at_end: bool) -> bool:
-        """Under the audit policy: whether the mentor reads now (a full batch, or what is left at the end)."""
+    def _audit_due(self, consultation: Consultation | None, frontier: int, at_end: bool) -> bool:
+        """Under the audit policy: whether the mentor reads now, up to `frontier`
+        (a full batch, or what is left at the end)."""
         if consultation is None or not isinstance(self._policy, AuditPolicy):
             return False
-        unread = consultation.unread()
+        unread = consultation.unread(frontier)
         return unread > 0 if at_end else self._policy.due(unread)
 
     def _probe_policy(self) -> ProbePolicy:

@@ -267,6 +267,14 @@ class RemoteLink:
         token; remote/audit.py matches its tokens to the student's through the
         text. Where the server fails, the batch goes unaudited (counted as a
         skipped probe) and the student carries on."""
+        return self._read_batch(*self._batch_to_read(frontier))
+
+    def start_audit(self, frontier: int) -> Future[Audit]:
+        """`audit` on another thread while the student writes on; what it needs of
+        the answer is read here, before the answer grows."""
+        return self.executor.submit(self._read_batch, *self._batch_to_read(frontier))
+
+    def _batch_to_read(self, frontier: int) -> tuple[int, list[int], str]:
         if not self.can_audit:
             raise IncompatiblePairError(
                 f"audit probing needs a mentor that can score a prompt (llama-cpp-python's server, vLLM or SGLang); "
@@ -274,8 +282,13 @@ class RemoteLink:
             )
         start = self._synced
         answer_tokens = self.answer.tokens()[:frontier]
-        tokens = answer_tokens[start:]
         self._synced = self._audit_end = frontier
+        student = self.answer.writer
+        text = defuse(student.detokenize(answer_tokens).decode("utf-8", errors="replace"), student.special_texts())
+        return start, answer_tokens, text
+
+    def _read_batch(self, start: int, answer_tokens: list[int], text: str) -> Audit:
+        tokens = answer_tokens[start:]
         if not tokens:
             return Audit(start, [], [])
         unaudited = Audit(start, tokens, [None] * len(tokens))
@@ -283,7 +296,6 @@ class RemoteLink:
             self.stats.skipped_probes += 1
             return unaudited
         student = self.answer.writer
-        text = defuse(student.detokenize(answer_tokens).decode("utf-8", errors="replace"), student.special_texts())
         try:
             scored = self.client.score(
                 self.prompt_text + text,

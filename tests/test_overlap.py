@@ -1,0 +1,76 @@
+"""A mentor in process on a thread of its own: it probes or audits while the
+student writes on, and the answers are those of taking turns, token for token."""
+
+from __future__ import annotations
+
+import pytest
+from engine_helpers import generate
+
+from edge_collab.backends.base import ModelBackend
+from edge_collab.engine.local_mentor import LocalMentor, fits_side_by_side
+from edge_collab.verifiers import AlwaysMentor, AlwaysStudent
+
+AUDIT = {"probe_policy": "audit", "audit_tokens": 6}
+
+
+@pytest.mark.parametrize(
+    ("verifier", "changes"),
+    [
+        (None, {}),
+        (None, {"temperature": 0.9, "seed": 5}),
+        (AlwaysMentor(), {"probe_rate": 1.0, "segment_tokens": 8}),
+        (None, {"probe_policy": "uncertainty", "uncertainty_threshold": 0.5}),
+        (AlwaysMentor(), {**AUDIT, "trigger": "mentor-prefers"}),
+        (None, {**AUDIT, "trigger": "cosd"}),
+        (AlwaysMentor(), {**AUDIT, "trigger": "cosd", "temperature": 0.8, "seed": 2}),
+        (AlwaysMentor(), {**AUDIT, "trigger": "cosd", "mentor_budget": 0.3, "stop": ("mat",)}),
+        (AlwaysStudent(), {**AUDIT, "audit_tokens": 3}),
+    ],
+    ids=["greedy", "sampled", "every-word", "uncertainty", "audit", "audit-self", "audit-sampled", "budget", "student"],
+)
+def test_the_mentor_on_its_own_thread_gives_the_answers_of_taking_turns(student, mentor, verifier, changes):
+    generate(student, mentor, verifier, overlap=False, **changes)  # both runs below find the prompt cached
+    in_turn = generate(student, mentor, verifier, overlap=False, **changes)
+    overlapped = generate(student, mentor, verifier, overlap=True, **changes)
+    assert overlapped.text == in_turn.text
+    assert [p.source for p in overlapped.pieces] == [p.source for p in in_turn.pieces]
+    for counter in ("probes", "audits", "divergences", "adoptions", "mentor_prefill_tokens", "mentor_decode_tokens"):
+        assert getattr(overlapped.stats, counter) == getattr(in_turn.stats, counter), counter
+    assert overlapped.stats.student_discarded_tokens == in_turn.stats.student_discarded_tokens
+    assert in_turn.stats.tokens_written_ahead == 0
+    assert overlapped.stats.tokens_written_ahead > 0  # the overlap really happened
+    if in_turn.stats.divergences:
+        assert overlapped.stats.tokens_ahead_rolled_back > 0  # and was rolled back where the two parted
+
+
+def test_a_pair_with_other_tokenizers_audited_on_the_mentors_thread_gives_the_same_answer(
+    student, other_tokenizer_mentor
+):
+    answers = [
+        generate(student, other_tokenizer_mentor, AlwaysMentor(), overlap=overlap, trigger="cosd", **AUDIT)
+        for overlap in (False, True)
+    ]
+    assert answers[1].text == answers[0].text and answers[0].stats.divergences > 0
+    assert answers[1].stats.tokens_written_ahead > 0
+
+
+class _Threads:
+    def __init__(self, cpu_threads: int | None):
+        self.cpu_threads = cpu_threads
+
+
+def test_the_mentor_gets_a_thread_of_its_own_only_where_both_fit_the_cores(monkeypatch):
+    monkeypatch.setattr("edge_collab.engine.local_mentor.usable_cores", lambda: 4)
+    fits = [(2, 2), (1, 3), (1, 1)]
+    shares = [(4, 4), (3, 2), (None, 1)]
+    assert all(fits_side_by_side(_Threads(a), _Threads(b)) for a, b in fits)  # type: ignore[arg-type]
+    assert not any(fits_side_by_side(_Threads(a), _Threads(b)) for a, b in shares)  # type: ignore[arg-type]
+
+
+def test_the_environment_overrides_the_rule_by_cores(monkeypatch, student: ModelBackend, mentor: ModelBackend):
+    local = LocalMentor(mentor)
+    monkeypatch.setenv("EDGE_COLLAB_OVERLAP", "on")
+    assert local._overlaps_with(student)
+    monkeypatch.setenv("EDGE_COLLAB_OVERLAP", "off")
+    assert not local._overlaps_with(student)
+    assert LocalMentor(mentor, overlap=True)._overlaps_with(student)
