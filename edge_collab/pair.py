@@ -11,7 +11,8 @@ A pair runs one generation at a time: share it between threads only behind a loc
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, overload
 
@@ -72,6 +73,7 @@ class CollabPair:
         self.verifier_name = verifier
         self._verifier: Verifier | None = None
         self._budgets: dict[tuple[str, float], MentorBudget] = {}
+        self._budget_scopes: dict[str, dict[tuple[str, float], MentorBudget]] = {}
 
     @classmethod
     def open(
@@ -219,6 +221,18 @@ class CollabPair:
         if fresh or key not in self._budgets:
             self._budgets[key] = MentorBudget(settings.mentor_budget)
         return self._budgets[key]
+
+    @contextmanager
+    def budget_scope(self, name: str) -> Iterator[None]:
+        """Budget controllers of the scope `name` for the calls inside, kept
+        apart from the pair's own: series of answers interleaved through one
+        pair (the bench's rows) each converge as a run of their own."""
+        own = self._budgets
+        self._budgets = self._budget_scopes.setdefault(name, {})
+        try:
+            yield
+        finally:
+            self._budgets = own
 
     def close(self) -> None:
         self.student.close()

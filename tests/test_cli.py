@@ -195,6 +195,23 @@ def test_bench_writes_a_report(tiny_paths, tmp_path):
     assert "| collab |" in result.output
 
 
+def test_bench_measures_collab_taking_turns_where_the_mentor_has_a_thread_of_its_own(tiny_paths, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGE_COLLAB_OVERLAP", "on")
+    out = tmp_path / "bench.json"
+    args = ("--prompts", "2", "--max-tokens", "32", "--probe-policy", "audit", "--verifier", "always-mentor")
+    result = invoke("bench", *tiny_pair(tiny_paths), *args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    methods = report["methods"]
+    assert set(methods) == {"student", "mentor", "collab", "collab, random probes", "collab, in turn"}
+    assert report["mentor_thread_of_its_own"] and report["collab_vs_in_turn_speed"] > 0
+    assert methods["collab"]["student_written_ahead_tokens"] > 0
+    assert methods["collab, in turn"]["student_written_ahead_tokens"] == 0
+    for same in ("tokens", "mentor_share", "mentor_decode_tokens", "mentor_prefill_tokens", "adoptions"):
+        assert methods["collab"][same] == methods["collab, in turn"][same], same
+    assert "collab / collab taking turns tokens/s" in result.output
+
+
 def test_run_reads_the_prompt_from_standard_input(tiny_paths):
     as_argument = invoke("run", "the cat sat", *tiny_pair(tiny_paths), "--max-tokens", "12", "--json")
     for args in (["-"], []):

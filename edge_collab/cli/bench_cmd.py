@@ -11,28 +11,37 @@ import click
 
 from edge_collab.cli.options import generation_options, generation_settings, model_options, open_pair
 from edge_collab.engine.result import GenerationResult
-from edge_collab.evaluation.bench import BENCH_PROMPTS, run_bench
+from edge_collab.evaluation.bench import BENCH_PROMPTS, bench_row_count, run_bench
 
 
 def _table(report: dict[str, Any]) -> str:
     lines = [
         "| method | tokens/s | overhead | mentor share | student eval / ideal | re-evaluated "
-        "| mentor decode | mentor prefill | mentor passes | mentor s | student tokens discarded | stops |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| mentor decode | mentor prefill | mentor passes | mentor s | student tokens discarded "
+        "| written ahead (rolled back) | stops |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, r in report["methods"].items():
         ratio = r["student_eval_vs_ideal"]
+        stops = ", ".join(f"{k} {v}" for k, v in sorted(r["stop_reasons"].items()))
         lines.append(
             f"| {method} | {r['tokens_per_s']:.1f} | {r['overhead_fraction']:.1%} | {r['mentor_share']:.1%} | "
             f"{'-' if ratio is None else f'{ratio:.3f}'} | {r['reevaluated_tokens']} | {r['mentor_decode_tokens']} | "
             f"{r['mentor_prefill_tokens']} | {r['mentor_forward_passes']} | {r['mentor_s']:.1f} | "
-            f"{r['student_discarded_tokens']} | {', '.join(f'{k} {v}' for k, v in sorted(r['stop_reasons'].items()))} |"
+            f"{r['student_discarded_tokens']} | {r['student_written_ahead_tokens']} "
+            f"({r['student_ahead_rolled_back_tokens']}) | {stops} |"
         )
     lines.append("")
-    speed, memory = report["collab_vs_student_speed"], report["peak_rss_mib"]
-    lines.append(f"collab / student-alone tokens/s: {speed:.2f}; peak RSS {memory:.0f} MiB")
+    memory = report["peak_rss_mib"]
+    lines.append(f"collab / student-alone tokens/s: {report['collab_vs_student_speed']:.2f}; peak RSS {memory:.0f} MiB")
+    lines.append(f"collab / mentor-alone tokens/s: {report['collab_vs_mentor_speed']:.2f}")
     if report["collab_vs_paper_loop_speed"] is not None:
         lines.append(f"collab / the paper's loop (random probes) tokens/s: {report['collab_vs_paper_loop_speed']:.2f}")
+    if report["collab_vs_in_turn_speed"] is not None:
+        lines.append(
+            f"collab / collab taking turns tokens/s: {report['collab_vs_in_turn_speed']:.2f} "
+            "(the mentor in process probes and reads on a thread of its own)"
+        )
     return "\n".join(lines)
 
 
@@ -60,15 +69,14 @@ def bench(ctx: click.Context, prompt_count: int, as_json: bool, out: str, **opti
     """Run student-alone, mentor-alone and collab on the same fixed prompts."""
     settings = generation_settings(options)
     prompts = BENCH_PROMPTS[:prompt_count]
-    with (
-        open_pair(ctx, options, settings) as pair,
-        click.progressbar(length=len(prompts) * 3, label="bench", show_eta=True, file=sys.stderr) as bar,
-    ):
+    with open_pair(ctx, options, settings) as pair:
+        rows = bench_row_count(pair)
+        with click.progressbar(length=len(prompts) * rows, label="bench", show_eta=True, file=sys.stderr) as bar:
 
-        def on_answer(method: str, index: int, result: GenerationResult) -> None:
-            bar.update(1)
+            def on_answer(method: str, index: int, result: GenerationResult) -> None:
+                bar.update(1)
 
-        report = run_bench(pair, prompts, on_answer=on_answer)
+            report = run_bench(pair, prompts, on_answer=on_answer)
     Path(out).write_text(json.dumps(report, indent=2) + "\n")
     click.echo(json.dumps(report, indent=2) if as_json else _table(report))
     click.echo(f"report written to {out}", err=True)

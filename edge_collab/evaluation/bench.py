@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import resource
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from edge_collab.engine.local_mentor import LocalMentor
 from edge_collab.engine.result import GenerationResult
 from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
@@ -35,6 +37,8 @@ class MethodTotals:
     mentor_prefill_tokens: int = 0
     reevaluated_tokens: int = 0
     discarded_tokens: int = 0  # student tokens dropped when a mentor segment replaced them
+    written_ahead_tokens: int = 0  # student tokens written while the mentor probed or read
+    ahead_rolled_back_tokens: int = 0  # of those, dropped where the mentor's verdict rolled them back
     mentor_forward_passes: int = 0
     probes: int = 0
     adoptions: int = 0
@@ -55,6 +59,8 @@ class MethodTotals:
         self.mentor_prefill_tokens += s.mentor_prefill_tokens
         self.reevaluated_tokens += s.reevaluated_tokens
         self.discarded_tokens += s.student_discarded_tokens
+        self.written_ahead_tokens += s.tokens_written_ahead
+        self.ahead_rolled_back_tokens += s.tokens_ahead_rolled_back
         self.mentor_forward_passes += s.mentor_forward_passes
         self.probes += s.probes
         self.adoptions += s.adoptions
@@ -78,6 +84,8 @@ class MethodTotals:
             ),
             "reevaluated_tokens": self.reevaluated_tokens,
             "student_discarded_tokens": self.discarded_tokens,
+            "student_written_ahead_tokens": self.written_ahead_tokens,
+            "student_ahead_rolled_back_tokens": self.ahead_rolled_back_tokens,
             "mentor_forward_passes": self.mentor_forward_passes,
             "mentor_s": self.mentor_s,
             "mentor_decode_tokens": self.mentor_decode_tokens,
@@ -94,12 +102,16 @@ def peak_rss_mib() -> float:
 
 
 PAPER_LOOP = "collab, random probes"
+IN_TURN = "collab, in turn"
+_OVERLAP = "overlap"  # a row's override of the mentor's thread, not a generation setting
 
 
-def bench_rows(settings: GenerationSettings) -> dict[str, dict[str, object]]:
+def bench_rows(settings: GenerationSettings, mentor_overlaps: bool = False) -> dict[str, dict[str, object]]:
     """The rows of the benchmark and what each changes: one model alone, collab
     as set, and, when collab is set to another probe policy, the paper's loop
-    (random word probes) beside it, so the two are measured in the same run."""
+    (random word probes) beside it, so the two are measured in the same run.
+    Where the mentor in process has a thread of its own, collab taking turns
+    is measured too: what the overlap gains."""
     rows: dict[str, dict[str, object]] = {
         "student": {"method": "student"},
         "mentor": {"method": "mentor"},
@@ -107,7 +119,32 @@ def bench_rows(settings: GenerationSettings) -> dict[str, dict[str, object]]:
     }
     if settings.probe_policy != "random":
         rows[PAPER_LOOP] = {"method": "collab", "probe_policy": "random"}
+    if mentor_overlaps:
+        rows[IN_TURN] = {"method": "collab", _OVERLAP: False}
     return rows
+
+
+def _mentor_overlaps(pair: CollabPair) -> bool:
+    mentor = pair.mentor
+    return isinstance(mentor, LocalMentor) and mentor._overlaps_with(pair.student)
+
+
+@contextmanager
+def _mentor_thread(pair: CollabPair, overlap: bool | None) -> Iterator[None]:
+    """The mentor's own thread turned on or off for one row (None: as it is)."""
+    mentor = pair.mentor
+    if overlap is None or not isinstance(mentor, LocalMentor):
+        yield
+        return
+    before, mentor.overlap = mentor.overlap, overlap
+    try:
+        yield
+    finally:
+        mentor.overlap = before
+
+
+def bench_row_count(pair: CollabPair) -> int:
+    return len(bench_rows(pair.settings, _mentor_overlaps(pair)))
 
 
 def run_bench(
@@ -117,15 +154,19 @@ def run_bench(
     on_answer: Callable[[str, int, GenerationResult], None] = lambda *_: None,
 ) -> dict[str, object]:
     """Run every method on every prompt with a cold cache each time (so evaluated
-    token counts compare with the ideal) and return the report."""
-    rows = bench_rows(pair.settings)
+    token counts compare with the ideal), each row with budget controllers of
+    its own (a run of its own, as if alone), and return the report."""
+    overlaps = _mentor_overlaps(pair)
+    rows = bench_rows(pair.settings, overlaps)
     totals = {name: MethodTotals(name) for name in rows}
     for index, prompt in enumerate(prompts):
         for name, overrides in rows.items():
             pair.student.truncate(0)
             if name != "student" and pair.mentor.backend is not None:
                 pair.mentor.backend.truncate(0)
-            result = pair.generate(prompt, stream=False, **overrides)
+            changes = {key: value for key, value in overrides.items() if key != _OVERLAP}
+            with pair.budget_scope(name), _mentor_thread(pair, overrides.get(_OVERLAP)):  # type: ignore[arg-type]
+                result = pair.generate(prompt, stream=False, **changes)
             totals[name].add(result)
             on_answer(name, index, result)
     reports = {name: totals[name].report() for name in rows}
@@ -145,8 +186,11 @@ def run_bench(
             "trigger": settings.trigger,
         },
         "prompts": len(prompts),
+        "mentor_thread_of_its_own": overlaps,
         "methods": reports,
         "collab_vs_student_speed": speed["collab"] / speed["student"] if speed["student"] else None,
         "collab_vs_paper_loop_speed": (speed["collab"] / speed[PAPER_LOOP] if speed.get(PAPER_LOOP) else None),
+        "collab_vs_mentor_speed": speed["collab"] / speed["mentor"] if speed["mentor"] else None,
+        "collab_vs_in_turn_speed": (speed["collab"] / speed[IN_TURN] if speed.get(IN_TURN) else None),
         "peak_rss_mib": peak_rss_mib(),
     }
