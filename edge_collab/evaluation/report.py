@@ -271,13 +271,33 @@ def _series(run: Run) -> tuple[str, str, str]:
     return "collab, word probes", "D", "tab:green"
 
 
-def _short_label(run: Run) -> str:
-    """The run's label without what its series already says."""
+def _point_label(run: Run) -> str:
+    """What a point is, in a word or two (its series' colour and marker say the method)."""
     method = str(run.header["method"])
     if method in ("student", "mentor"):
         return method
-    label = run.label.removeprefix(method).strip()
-    return label.replace("always-mentor", "always-m").replace("budget ", "b")
+    if method != "collab":
+        return ""  # one run per baseline: the legend names it
+    if run.probe_policy == "audit":
+        return f"{run.header['trigger']} trigger"
+    return "the paper's loop" if run.is_fixed_loop else "default"
+
+
+def _label_offsets(points: Sequence[tuple[float, float]], x_span: float, y_span: float) -> list[tuple[int, int]]:
+    """Where each point's label goes (points of offset): to its right, or to
+    its left in the last fifth of the axis, and stepped down past any label
+    already placed close by, so that no two labels print over each other."""
+    placed: list[tuple[float, float]] = []
+    offsets = []
+    for x, y in points:
+        dx = -6 if x > 0.8 * x_span else 6
+        dy, label_y = 4, y
+        while any(abs(x - px) < 0.12 * x_span and abs(label_y - py) < 0.045 * y_span for px, py in placed):
+            dy -= 10
+            label_y -= 0.06 * y_span
+        placed.append((x, label_y))
+        offsets.append((dx, dy))
+    return offsets
 
 
 def _plotted(run: Run) -> bool:
@@ -297,32 +317,50 @@ def plot_accuracy_vs_mentor_seconds(runs: Sequence[Run], path: Path) -> None:
     plt = pyplot()
     runs = [run for run in runs if _plotted(run)]
     tasks = list(dict.fromkeys(r.task for r in runs))
-    figure, axes = plt.subplots(len(tasks), 1, figsize=(8.5, 4.2 * len(tasks)), squeeze=False)
+    figure, axes = plt.subplots(len(tasks), 1, figsize=(8.0, 3.9 * len(tasks) + 0.8), squeeze=False)
+    handles: dict[str, object] = {}
     for axis, task in zip(axes[:, 0], tasks, strict=True):
-        shown: set[str] = set()
-        for run in (r for r in runs if r.task == task):
+        task_runs = [r for r in runs if r.task == task]
+        points = []
+        for run in task_runs:
             n = len(run.items)
             low, high = wilson_interval(int(run.total("correct")), n)
             series, marker, colour = _series(run)
             x, y = run.total("mentor_s") / n, 100 * run.accuracy
-            axis.errorbar(
-                x,
-                y,
-                yerr=[[y - 100 * low], [100 * high - y]],
-                fmt=marker,
-                color=colour,
-                capsize=3,
-                alpha=0.85,
-                label=None if series in shown else series,
+            drawn = axis.errorbar(
+                x, y, yerr=[[y - 100 * low], [100 * high - y]], fmt=marker, color=colour, capsize=3, alpha=0.85
             )
-            shown.add(series)
-            axis.annotate(_short_label(run), (x, y), fontsize=6, xytext=(4, 3), textcoords="offset points")
-        axis.set_title(f"{task} ({max(len(r.items) for r in runs if r.task == task)} items)")
+            handles.setdefault(series, drawn)
+            points.append((x, y))
+        x_span = max(x for x, _ in points) or 1.0
+        y_values = [y for _, y in points]
+        y_span = max(max(y_values) - min(y_values), 10.0)
+        for run, (x, y), (dx, dy) in zip(task_runs, points, _label_offsets(points, x_span, y_span), strict=True):
+            label = _point_label(run)
+            if label:
+                axis.annotate(
+                    label,
+                    (x, y),
+                    fontsize=7,
+                    xytext=(dx, dy),
+                    textcoords="offset points",
+                    ha="right" if dx < 0 else "left",
+                )
+        axis.set_title(f"{task} ({max(len(r.items) for r in task_runs)} items)", fontsize=10)
         axis.set_xlabel("mentor seconds per item (its compute, whatever it wrote)")
         axis.set_ylabel("accuracy (%)")
+        axis.margins(x=0.08, y=0.12)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    figure.tight_layout()
+    figure.legend(
+        list(handles.values()),
+        list(handles),
+        loc="lower center",
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
+    )
+    figure.tight_layout(rect=(0, 0.05, 1, 1))
     figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
 
