@@ -74,3 +74,30 @@ def test_the_environment_overrides_the_rule_by_cores(monkeypatch, student: Model
     monkeypatch.setenv("EDGE_COLLAB_OVERLAP", "off")
     assert not local._overlaps_with(student)
     assert LocalMentor(mentor, overlap=True)._overlaps_with(student)
+
+
+@pytest.mark.parametrize("changes", [{}, {**AUDIT, "trigger": "cosd"}, {**AUDIT, "audit_tokens": 3}], ids=str)
+def test_a_mentor_whose_context_fills_on_its_thread_leaves_the_same_answer(tiny_paths, student, changes, caplog):
+    """The mentor's context (llama.cpp's smallest, 256 tokens) fills partway
+    through the answer, on its own thread while the student writes on: the
+    student writes the rest alone, as when the two take turns."""
+    from conftest import TEST_GPU_LAYERS
+
+    from edge_collab.backends.llamacpp import LlamaCppBackend
+    from edge_collab.settings import ModelSettings
+
+    with LlamaCppBackend(tiny_paths["mentor"], ModelSettings(n_ctx=64, threads=1, gpu_layers=TEST_GPU_LAYERS)) as small:
+        length = small.n_ctx + 60  # past the mentor's context, within the student's
+        answers = []
+        for overlap in (False, True, False):
+            caplog.clear()
+            with caplog.at_level("INFO", logger="edge_collab.engine.consult"):
+                answers.append(
+                    generate(student, small, AlwaysMentor(), overlap, probe_rate=1.0, max_new_tokens=length, **changes)
+                )
+            assert "the mentor's context is full" in caplog.text
+    in_turn, overlapped = answers[0], answers[1]
+    assert answers[2].text == in_turn.text  # the cache left by one run changes nothing in the next
+    assert overlapped.text == in_turn.text and overlapped.stats.tokens_total == length
+    assert overlapped.stats.adoptions == in_turn.stats.adoptions
+    assert overlapped.stats.tokens_mentor < overlapped.stats.tokens_total  # the student wrote the rest alone
