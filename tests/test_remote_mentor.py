@@ -408,8 +408,9 @@ def test_the_students_echo_of_control_text_is_defused_too(tiny_paths):
         {"probe_rate": 1.0, "segment_tokens": 8},
         {"probe_policy": "uncertainty", "uncertainty_threshold": 0.5},
         {"mentor_budget": 0.5, "stop": ("mat",)},
+        {"probe_policy": "audit", "audit_tokens": 6, "trigger": "cosd"},
     ],
-    ids=["greedy", "sampled", "every-word", "uncertainty", "budget-and-stop"],
+    ids=["greedy", "sampled", "every-word", "uncertainty", "budget-and-stop", "audit"],
 )
 def test_writing_on_during_a_probe_gives_the_answer_of_probing_in_turn(tiny_paths, server, changes):
     """With 30 ms added to every round trip the student writes ahead while each
@@ -427,6 +428,7 @@ def test_writing_on_during_a_probe_gives_the_answer_of_probing_in_turn(tiny_path
         assert overlapped.text == in_turn.text
         assert [p.source for p in overlapped.pieces] == [p.source for p in in_turn.pieces]
         assert overlapped.stats.probes == in_turn.stats.probes
+        assert overlapped.stats.audits == in_turn.stats.audits
         assert overlapped.stats.adoptions == in_turn.stats.adoptions
         assert in_turn.stats.tokens_written_ahead == 0
     written_ahead = sum(r.stats.tokens_written_ahead for r in results[True])
