@@ -269,7 +269,14 @@ class ModelSettings:
         request=None,
     )
     gpu_layers: int = option(0, "Layers on the GPU (-1: all; needs a CUDA or Metal build).", low=-1, request=None)
-    threads: int | None = option(None, "CPU threads per model (default: all cores).", low=1, high=512, request=None)
+    threads: int | None = option(
+        None,
+        "CPU threads per model (default: all cores). Where both models' threads fit the cores, the mentor "
+        "reads on its own while the student writes.",
+        low=1,
+        high=512,
+        request=None,
+    )
 
     def __post_init__(self) -> None:
         _validate(self, optional=frozenset({"threads"}))
