@@ -156,9 +156,15 @@ def test_an_answer_too_short_to_probe_is_audited_at_its_end():
 
 def test_the_cosd_trigger_fires_only_where_the_student_is_unsure():
     student, mentor = ScriptedBackend("student", STUDENT_TEXT), ScriptedBackend("mentor", MENTOR_TEXT)
-    # The scripted student is sure of every token (probability near 1): CoSD's rule never fires.
+    # The scripted student is sure of every token (probability near 1): CoSD's
+    # rule cannot fire anywhere, so the mentor is never asked to read at all.
     result = audited(student, mentor, trigger="cosd")
-    assert result.text == STUDENT_TEXT and result.stats.divergences == 0 and result.stats.audits >= 1
+    assert result.text == STUDENT_TEXT and result.stats.divergences == 0
+    assert result.stats.audits == 0 and result.stats.mentor_prefill_tokens == 0
+    # The mentor-prefers trigger may fire anywhere: the mentor reads it all.
+    student = ScriptedBackend("student", STUDENT_TEXT)
+    everywhere = audited(student, ScriptedBackend("mentor", STUDENT_TEXT), trigger="mentor-prefers")
+    assert everywhere.text == STUDENT_TEXT and everywhere.stats.audits >= 1
 
 
 def test_a_pair_with_other_tokenizers_is_audited_through_the_text():

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from edge_collab.engine.sampling import TokenScore
 from edge_collab.errors import SettingsError, VerifierError
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.features import POSITION_FEATURE_NAMES, POSITION_FEATURE_SET_VERSION, Position
@@ -29,6 +30,13 @@ from edge_collab.verifiers.onnx_verifier import INPUT_NAME, OUTPUT_NAME, onnx_se
 class Trigger(Protocol):
     def score(self, position: Position) -> float:
         """How strongly to fetch the mentor's segment here, in nats; fires above the bar."""
+        ...
+
+    def may_fire(self, student: TokenScore) -> bool:
+        """Whether it could fire where the student wrote a token with this
+        score, whatever the mentor reads there and whatever the bar. Where it
+        cannot, the mentor need not read yet and nothing there can be rolled
+        back (engine/word_loop.py)."""
         ...
 
 
@@ -44,6 +52,9 @@ class MentorPrefers:
             return -math.inf
         return position.mentor_top_logprob - position.mentor_student_logprob - self.threshold
 
+    def may_fire(self, student: TokenScore) -> bool:
+        return True  # any token the mentor would not have written
+
 
 class CosdRule:
     """CoSD's rule as a trigger: where the student's top probability is below
@@ -55,12 +66,15 @@ class CosdRule:
         self.alpha, self.beta = alpha, beta
 
     def score(self, position: Position) -> float:
-        student_p = math.exp(position.student.logprob)
-        if position.agree or student_p >= self.alpha:
+        if position.agree or not self.may_fire(position.student):
             return -math.inf
         if self.beta == 0.0:
             return math.inf
-        return position.mentor_top_logprob - math.log(self.beta * student_p)
+        return position.mentor_top_logprob - math.log(self.beta * math.exp(position.student.logprob))
+
+    def may_fire(self, student: TokenScore) -> bool:
+        """Only where the student was unsure: its token's probability below alpha."""
+        return math.exp(student.logprob) < self.alpha
 
 
 class LearnedTrigger:
@@ -87,6 +101,9 @@ class LearnedTrigger:
                 f"{path} is not a trigger for position feature set {POSITION_FEATURE_SET_VERSION} "
                 f"({len(POSITION_FEATURE_NAMES)} features): train one with `edge-collab verifier train-trigger`"
             )
+
+    def may_fire(self, student: TokenScore) -> bool:
+        return True  # the model reads both sides
 
     def score(self, position: Position) -> float:
         if position.agree:
