@@ -264,12 +264,17 @@ def test_the_mentor_reads_only_up_to_where_cosds_rule_could_fire(student, mentor
     """CoSD's rule fires only where the student was unsure, so the mentor reads
     nothing until such a token and then all of it, in fewer batches; the
     answer is the one of reading every batch."""
-    from edge_collab.engine.word_loop import WordLoop
+    from edge_collab.engine.consult import Consultation
 
     settings = {"probe_policy": "audit", "audit_tokens": 4, "trigger": "cosd", "max_new_tokens": 120}
     generate(student, mentor, AlwaysMentor(), **settings)  # both runs below find the prompt cached
     gated = generate(student, mentor, AlwaysMentor(), **settings)
-    monkeypatch.setattr(WordLoop, "_first_candidate", lambda self, answer, start, end: start if start < end else None)
+
+    def every_unread(self, trigger, frontier):  # type: ignore[no-untyped-def]
+        unread = self.link.unread(frontier)
+        return frontier - unread if unread else None
+
+    monkeypatch.setattr(Consultation, "first_candidate", every_unread)
     every_batch = generate(student, mentor, AlwaysMentor(), **settings)
     assert gated.text == every_batch.text and gated.stats.adoptions == every_batch.stats.adoptions > 0
     assert gated.stats.audits < every_batch.stats.audits

@@ -70,10 +70,10 @@ def test_the_mentor_gets_a_thread_of_its_own_only_where_both_fit_the_cores(monke
 def test_the_environment_overrides_the_rule_by_cores(monkeypatch, student: ModelBackend, mentor: ModelBackend):
     local = LocalMentor(mentor)
     monkeypatch.setenv("EDGE_COLLAB_OVERLAP", "on")
-    assert local._overlaps_with(student)
+    assert local.overlaps_with(student)
     monkeypatch.setenv("EDGE_COLLAB_OVERLAP", "off")
-    assert not local._overlaps_with(student)
-    assert LocalMentor(mentor, overlap=True)._overlaps_with(student)
+    assert not local.overlaps_with(student)
+    assert LocalMentor(mentor, overlap=True).overlaps_with(student)
 
 
 @pytest.mark.parametrize("changes", [{}, {**AUDIT, "trigger": "cosd"}, {**AUDIT, "audit_tokens": 3}], ids=str)

@@ -96,6 +96,24 @@ class Consultation:
         """Answer tokens before `frontier` the mentor has not read yet (the audit policy)."""
         return self.link.unread(frontier)
 
+    def first_candidate(self, trigger: Trigger, frontier: int) -> int | None:
+        """The first answer position before `frontier` that the mentor has not
+        read and where `trigger` could fire, judging by the student's own score
+        there. Before it nothing the mentor reads can roll the answer back, so
+        those tokens may be final and need not be read yet: with CoSD's rule the
+        mentor reads only where the student was unsure, in longer (cheaper)
+        batches. Final tokens are past that test already, so the scan starts
+        after them."""
+        scores = self.writer.scores
+        assert scores is not None, "the audit policy needs the student's scores recorded"
+        offset = self.answer.prompt_length
+        start = max(frontier - self.link.unread(frontier), self.answer.final_tokens)
+        for position in range(start, frontier):
+            score = scores.get(offset + position)
+            if score is None or trigger.may_fire(score):
+                return position
+        return None
+
     def audit(self, trigger: Trigger, pressure: float, frontier: int) -> tuple[bool, bool]:
         """Let the mentor read what it has not read up to `frontier` and ask the
         trigger at each position, in order; at the first that fires, consult

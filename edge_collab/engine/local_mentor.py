@@ -54,7 +54,8 @@ class LocalMentor:
         self.overlap = overlap
         self._executor: ThreadPoolExecutor | None = None
 
-    def _overlaps_with(self, student: ModelBackend) -> bool:
+    def overlaps_with(self, student: ModelBackend) -> bool:
+        """Whether links to answers by `student` probe and audit on the mentor's own thread."""
         if self.overlap is not None:
             return self.overlap
         named = os.environ.get(ENV_OVERLAP, "").strip().lower()
@@ -85,7 +86,7 @@ class LocalMentor:
         assert isinstance(prompt, list)
         writer = ModelWriter(self.backend, TokenChooser(settings.temperature, rng), record_scores=record_scores)
         executor = None
-        if self._overlaps_with(answer.writer):
+        if self.overlaps_with(answer.writer):
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-collab-mentor")
             executor = self._executor

@@ -37,7 +37,7 @@ from edge_collab.engine.probe_policy import (
 )
 from edge_collab.engine.result import GenerationResult
 from edge_collab.engine.run import Run
-from edge_collab.engine.sampling import TokenChooser, TokenScore
+from edge_collab.engine.sampling import TokenChooser
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.trigger import trigger_for
 from edge_collab.engine.writer import ModelWriter, Written
@@ -98,7 +98,6 @@ class WordLoop:
         self._graded = is_graded(run.verifier)  # read once: the probe pressure is asked at every word step
         self._consultation: Consultation | None = None
         self._ahead: deque[_Ahead] = deque()  # written while a probe was in flight
-        self._writer_scores: dict[int, TokenScore] | None = None  # the student's, where recorded
 
     def steps(self) -> Iterator[Piece]:
         started = time.perf_counter()
@@ -131,7 +130,6 @@ class WordLoop:
         auditing = settings.probe_policy == "audit" and self.consults is not None
         chooser = TokenChooser(settings.temperature, self._rngs["writer"])
         writer = ModelWriter(self.backend, chooser, record_scores or auditing)  # a trigger reads the student's scores
-        self._writer_scores = writer.scores
         self._policy = self._probe_policy()
         self._trigger = trigger_for(settings)
         may_probe = settings.probe_rate > 0 or settings.probe_policy != "random" or self.run.budget is not None
@@ -271,26 +269,9 @@ class WordLoop:
         stay open to a rollback until then, not shown); None: all are final."""
         consultation = self._consultation
         if consultation is not None and consultation.active and isinstance(self._policy, AuditPolicy):
-            read = word_end - consultation.unread(word_end)
-            candidate = self._first_candidate(answer, read, word_end)
+            candidate = consultation.first_candidate(self._trigger, word_end)
             return word_end if candidate is None else candidate
         return word_end if self._ahead else None
-
-    def _first_candidate(self, answer: Answer, start: int, end: int) -> int | None:
-        """The first answer position in [start, end) where the trigger could
-        fire, judging by the student's own score there. Before it, nothing the
-        mentor reads can roll the answer back, so those tokens are final and
-        need not be read yet: with CoSD's rule the mentor reads only where the
-        student was unsure, in longer (cheaper) batches."""
-        scores = self._writer_scores
-        if scores is None:
-            return start if start < end else None
-        offset = answer.prompt_length
-        for position in range(start, end):
-            score = scores.get(offset + position)
-            if score is None or self._trigger.may_fire(score):
-                return position
-        return None
 
     def _emit(self, answer: Answer, final: bool) -> Iterator[Piece]:
         for piece in answer.emit(final=final):
@@ -319,9 +300,9 @@ class WordLoop:
         (a full batch, or what is left at the end)."""
         if consultation is None or not isinstance(self._policy, AuditPolicy):
             return False
-        unread = consultation.unread(frontier)
-        if self._first_candidate(consultation.answer, frontier - unread, frontier) is None:
+        if consultation.first_candidate(self._trigger, frontier) is None:
             return False  # nothing there the trigger could fire at: read it later, with what follows
+        unread = consultation.unread(frontier)
         return unread > 0 if at_end else self._policy.due(unread)
 
     def _probe_policy(self) -> ProbePolicy:

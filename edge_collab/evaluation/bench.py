@@ -126,7 +126,7 @@ def bench_rows(settings: GenerationSettings, mentor_overlaps: bool = False) -> d
 
 def _mentor_overlaps(pair: CollabPair) -> bool:
     mentor = pair.mentor
-    return isinstance(mentor, LocalMentor) and mentor._overlaps_with(pair.student)
+    return isinstance(mentor, LocalMentor) and mentor.overlaps_with(pair.student)
 
 
 @contextmanager

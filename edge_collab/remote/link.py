@@ -283,6 +283,8 @@ class RemoteLink:
         start = self._synced
         answer_tokens = self.answer.tokens()[:frontier]
         self._synced = self._audit_end = frontier
+        if start >= len(answer_tokens):
+            return start, answer_tokens, ""  # nothing to read, nothing to send
         student = self.answer.writer
         text = defuse(student.detokenize(answer_tokens).decode("utf-8", errors="replace"), student.special_texts())
         return start, answer_tokens, text
