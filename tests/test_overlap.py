@@ -34,8 +34,13 @@ def test_the_mentor_on_its_own_thread_gives_the_answers_of_taking_turns(student,
     overlapped = generate(student, mentor, verifier, overlap=True, **changes)
     assert overlapped.text == in_turn.text
     assert [p.source for p in overlapped.pieces] == [p.source for p in in_turn.pieces]
-    for counter in ("probes", "audits", "divergences", "adoptions", "mentor_prefill_tokens", "mentor_decode_tokens"):
+    for counter in ("probes", "audits", "divergences", "adoptions", "mentor_decode_tokens"):
         assert getattr(overlapped.stats, counter) == getattr(in_turn.stats, counter), counter
+    # The mentor may read final tokens ahead of need (CoSD's rule leaves some final
+    # unread): the same reading otherwise, plus what the answer never needed read.
+    extra = overlapped.stats.mentor_prefill_tokens - in_turn.stats.mentor_prefill_tokens
+    assert 0 <= extra <= overlapped.stats.mentor_read_ahead_tokens
+    assert in_turn.stats.mentor_read_ahead_tokens == 0
     assert overlapped.stats.student_discarded_tokens == in_turn.stats.student_discarded_tokens
     assert in_turn.stats.tokens_written_ahead == 0
     assert overlapped.stats.tokens_written_ahead > 0  # the overlap really happened
@@ -52,6 +57,22 @@ def test_a_pair_with_other_tokenizers_audited_on_the_mentors_thread_gives_the_sa
     ]
     assert answers[1].text == answers[0].text and answers[0].stats.divergences > 0
     assert answers[1].stats.tokens_written_ahead > 0
+    # Positions matched through the text would move with where a read stops, so
+    # a pair with other tokenizers reads only when an audit is due.
+    assert answers[1].stats.mentor_read_ahead_tokens == 0
+
+
+def test_the_mentor_reads_final_tokens_ahead_of_need_while_the_student_writes(student, mentor):
+    """CoSD's rule leaves the tokens the student was sure of final unread; a
+    mentor with a thread of its own reads them meanwhile, so a batch due later
+    is short, and the answer is the one of reading only when due."""
+    in_turn, overlapped = [
+        generate(student, mentor, AlwaysMentor(), overlap=overlap, trigger="cosd", **AUDIT)
+        for overlap in (False, False, True)  # the first finds the prompt cached for the others
+    ][1:]
+    assert overlapped.text == in_turn.text
+    assert overlapped.stats.mentor_read_ahead_tokens > 0
+    assert overlapped.stats.mentor_prefill_tokens >= in_turn.stats.mentor_prefill_tokens
 
 
 class _Threads:

@@ -17,7 +17,7 @@ from edge_collab.evaluation.bench import BENCH_PROMPTS, bench_row_count, run_ben
 def _table(report: dict[str, Any]) -> str:
     lines = [
         "| method | tokens/s | overhead | mentor share | student eval / ideal | re-evaluated "
-        "| mentor decode | mentor prefill | mentor passes | mentor s | student tokens discarded "
+        "| mentor decode | mentor prefill (read ahead) | mentor passes | mentor s | student tokens discarded "
         "| written ahead (rolled back) | stops |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -27,7 +27,7 @@ def _table(report: dict[str, Any]) -> str:
         lines.append(
             f"| {method} | {r['tokens_per_s']:.1f} | {r['overhead_fraction']:.1%} | {r['mentor_share']:.1%} | "
             f"{'-' if ratio is None else f'{ratio:.3f}'} | {r['reevaluated_tokens']} | {r['mentor_decode_tokens']} | "
-            f"{r['mentor_prefill_tokens']} | {r['mentor_forward_passes']} | {r['mentor_s']:.1f} | "
+            f"{r['mentor_prefill_tokens']} ({r['mentor_read_ahead_tokens']}) | {r['mentor_forward_passes']} | {r['mentor_s']:.1f} | "
             f"{r['student_discarded_tokens']} | {r['student_written_ahead_tokens']} "
             f"({r['student_ahead_rolled_back_tokens']}) | {stops} |"
         )

@@ -129,6 +129,21 @@ class Consultation:
         result goes to `finish_audit` (engine/word_loop.py)."""
         return self.link.start_audit(frontier)
 
+    def read_final(self, upto: int) -> Future[None] | None:
+        """Let the mentor read the final answer tokens before `upto` that it has
+        not read, on its own thread while the student writes on, where it has
+        one (`reads_ahead`): no trigger can fire at final tokens, but once the
+        student writes one where it could, the mentor has less to read before
+        it can judge it. None where there is nothing to read or no thread."""
+        return self.link.start_read_ahead(upto)
+
+    def finish_read_final(self, pending: Future[None]) -> None:
+        """Wait for a `read_final`; a mentor whose context filled goes quiet."""
+        try:
+            pending.result()
+        except ContextOverflowError:
+            self._mentor_is_full()
+
     def finish_audit(
         self, pending: Future[Audit], trigger: Trigger, pressure: float, on_fire: Callable[[], None]
     ) -> tuple[bool, bool]:

@@ -68,12 +68,14 @@ class LocalLink(ABC):
         self.mentor = mentor
         self._executor = executor
         self.can_overlap = executor is not None
+        self._read_to = 0  # answer tokens the mentor's cache holds, read ahead of `synced` (final ones)
         self.writer = writer
         self.answer = answer
         self.prompt_length = len(prompt)
         self.synced = 0  # answer tokens whose text the mentor's context holds
         self.prefill_tokens = 0
         self.decode_tokens = 0
+        self.read_ahead_tokens = 0
         self._word_end = 0  # answer position after the probed word
         self._read_segment = False  # the mentor read the student's whole segment
         self._branch_at = 0  # mentor context length at the split
@@ -166,6 +168,34 @@ class LocalLink(ABC):
 
     can_audit = False
 
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether `start_read_ahead` reads (on the mentor's own thread)."""
+        return self._executor is not None and self._can_read_ahead
+
+    _can_read_ahead = False
+
+    def start_read_ahead(self, upto: int) -> Future[None] | None:
+        """Read the final answer tokens before `upto` that the mentor has not
+        read, on its thread. No audit judges them (no trigger can fire at a
+        final token): the next audit starts from where this stops, and it
+        covers the same tokens and decides the same as without it."""
+        start = max(self.synced, self._read_to)
+        if not self.reads_ahead or upto <= start:
+            return None
+        self._read_to = upto
+        self.read_ahead_tokens += upto - start
+        assert self._executor is not None
+        return self._executor.submit(self._read_ahead, start, self.answer.tokens(start)[: upto - start])
+
+    def _read_ahead(self, start: int, tokens: list[int]) -> None:
+        raise NotImplementedError
+
+    def _read_from(self, start: int, frontier: int) -> int:
+        """Where an audit of answer tokens start..frontier begins to read:
+        after what was read ahead."""
+        return min(max(start, self._read_to), frontier)
+
     def unread(self, frontier: int) -> int:
         return max(0, frontier - self.synced)
 
@@ -185,6 +215,7 @@ class LocalLink(ABC):
     def count_into(self, stats: GenerationStats) -> None:
         stats.mentor_decode_tokens = self.decode_tokens
         stats.mentor_prefill_tokens = self.prefill_tokens
+        stats.mentor_read_ahead_tokens = self.read_ahead_tokens
 
     def _counting_prefill(self, read):  # type: ignore[no-untyped-def]
         before = self.mentor.counters.evaluated_tokens
@@ -208,32 +239,39 @@ class TokenLink(LocalLink):
     word (the agreed tokens before it are kept)."""
 
     can_audit = True
-    _audit_rows: np.ndarray  # the last audit's rows of the mentor's logits
+    _can_read_ahead = True
+    _audit_rows: np.ndarray  # the last audit's rows of the mentor's logits (from _audit_skip on)
+    _audit_skip = 0  # the last audit's tokens read ahead before it: no rows, no views
 
     def _start_audit(self, frontier: int, run: Callable[..., Future[Any]]) -> Future[Audit]:
         """Read the answer's tokens the mentor has not seen, up to `frontier`, in
         one batch, keeping its distribution at each of them."""
         start = self.synced
         tokens = self.answer.tokens(start)[: frontier - start]
+        skip = self._read_from(start, frontier) - start
         self.synced = frontier
-        return run(self._read_batch, start, tokens)
+        return run(self._read_batch, start, tokens, skip)
 
-    def _read_batch(self, start: int, tokens: list[int]) -> Audit:
-        self.mentor.truncate(self.prompt_length + start)
-        rows = self._counting_prefill(lambda: self.mentor.score(tokens)) if tokens else np.zeros((0, 0))
-        self._audit_rows = rows[: len(tokens)]
-        views: list[MentorView | None] = [
-            mentor_view(row, token) for row, token in zip(self._audit_rows, tokens, strict=True)
-        ]
+    def _read_batch(self, start: int, tokens: list[int], skip: int = 0) -> Audit:
+        self.mentor.truncate(self.prompt_length + start + skip)
+        read = tokens[skip:]
+        rows = self._counting_prefill(lambda: self.mentor.score(read)) if read else np.zeros((0, 0))
+        self._audit_rows, self._audit_skip = rows[: len(read)], skip
+        views: list[MentorView | None] = [None] * skip
+        views.extend(mentor_view(row, token) for row, token in zip(self._audit_rows, read, strict=True))
         return Audit(start, tokens, views)
+
+    def _read_ahead(self, start: int, tokens: list[int]) -> None:
+        self.mentor.truncate(self.prompt_length + start)
+        self._counting_prefill(lambda: self.mentor.score(tokens))
 
     def split_at(self, audit: Audit, index: int) -> None:
         """Make tokens[index] of `audit` the split: the mentor's segment starts
         there, on a branch, and its cache keeps everything it read."""
-        rows = self._audit_rows
-        self.split_row = rows[index]
-        self.student_segment_logprobs = token_logprobs(rows[index:], audit.tokens[index:])
-        self._first_token = int(np.argmax(rows[index]))
+        rows = self._audit_rows[index - self._audit_skip :]
+        self.split_row = rows[0]
+        self.student_segment_logprobs = token_logprobs(rows, audit.tokens[index:])
+        self._first_token = int(np.argmax(rows[0]))
         self._branch_at = self.prompt_length + audit.start + index
         self._word_end = audit.start + len(audit.tokens)
         self._read_segment = False

@@ -22,6 +22,7 @@ class GenerationStats:
     verifier_off_choice: int = 0  # self verifier's raw next token was neither A nor B
     mentor_decode_tokens: int = 0  # every token the mentor wrote, adopted or not
     mentor_prefill_tokens: int = 0  # tokens the mentor read in batches (prompt, catch-up, probed words)
+    mentor_read_ahead_tokens: int = 0  # of those, final tokens read ahead of need on its own thread (audit)
     student_eval_tokens: int = 0  # tokens the student evaluated on its main sequence
     student_decode_tokens: int = 0  # tokens the student wrote, kept or not
     verifier_eval_tokens: int = 0  # tokens evaluated on scratch branches for verifier prompts

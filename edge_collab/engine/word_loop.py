@@ -98,6 +98,7 @@ class WordLoop:
         self._graded = is_graded(run.verifier)  # read once: the probe pressure is asked at every word step
         self._consultation: Consultation | None = None
         self._ahead: deque[_Ahead] = deque()  # written while a probe was in flight
+        self._reading_final: Future[Any] | None = None  # the mentor reading final tokens ahead of need
 
     def steps(self) -> Iterator[Piece]:
         started = time.perf_counter()
@@ -112,6 +113,8 @@ class WordLoop:
             stop_reason = "context"  # the answer filled the context: keep what was written
             self.student.discard_branch()
             answer.label_new(self.source)
+        finally:
+            self._settle_final_read()  # nothing may run on the mentor's model after the answer
         self._drop_ahead(answer, writer)  # words written ahead of an answer that ended are not part of it
         stop_reason = self._finish(answer) or stop_reason  # what an audit had still kept open
         yield from self._emit(answer, final=True)
@@ -163,7 +166,12 @@ class WordLoop:
             return "eos"
         answer.label_new(self.source)
         stop_reason = None
-        if self._audit_due(consultation, frontier, at_end=word.ended):  # decide: the mentor reads a batch
+        audit_due = self._audit_due(consultation, frontier, at_end=word.ended)  # decide: the mentor reads a batch
+        if audit_due and self._reading_final is not None:
+            assert consultation is not None
+            self._settle_final_read()
+            audit_due = consultation.active  # its context may have filled as it read ahead
+        if audit_due:
             assert consultation is not None
             if consultation.link.can_overlap and not word.ended:
                 fetched, ended = self._audit_writing_on(answer, writer, consultation, frontier)
@@ -185,7 +193,32 @@ class WordLoop:
         stop_reason = self._finish(answer, upto) or stop_reason
         if stop_reason is not None:
             self._drop_ahead(answer, writer)
+        elif consultation is not None and consultation.active:
+            self._read_final_ahead(consultation, answer.final_tokens)
         return stop_reason
+
+    def _read_final_ahead(self, consultation: Consultation, upto: int) -> None:
+        """Under the audit policy, with a mentor that has a thread of its own
+        idle: let it read the final tokens it has not read yet (before `upto`).
+        A trigger gated on the student's own score (CoSD's rule) leaves many
+        tokens final without a read; reading them now, while the student writes
+        on, leaves a short batch for when a token it could fire at comes,
+        instead of a long one the student waits for."""
+        if not isinstance(self._policy, AuditPolicy):
+            return
+        if self._reading_final is not None:
+            if not self._reading_final.done():
+                return  # one read at a time: the mentor is busy
+            self._settle_final_read()
+            if not consultation.active:
+                return
+        self._reading_final = consultation.read_final(upto)
+
+    def _settle_final_read(self) -> None:
+        """Wait for the read of final tokens in flight, if any, and take its outcome."""
+        pending, self._reading_final = self._reading_final, None
+        if pending is not None and self._consultation is not None:
+            self._consultation.finish_read_final(pending)
 
     def _probe_writing_on(
         self, answer: Answer, writer: ModelWriter, consultation: Consultation, word_start: int, word: list[int]

@@ -35,6 +35,7 @@ class MethodTotals:
     student_ideal_tokens: int = 0  # prompt + every token the student wrote or adopted
     mentor_decode_tokens: int = 0
     mentor_prefill_tokens: int = 0
+    mentor_read_ahead_tokens: int = 0  # of those, final tokens read ahead of need on the mentor's thread
     reevaluated_tokens: int = 0
     discarded_tokens: int = 0  # student tokens dropped when a mentor segment replaced them
     written_ahead_tokens: int = 0  # student tokens written while the mentor probed or read
@@ -57,6 +58,7 @@ class MethodTotals:
             self.student_ideal_tokens += s.prompt_tokens + s.student_decode_tokens + s.tokens_mentor
         self.mentor_decode_tokens += s.mentor_decode_tokens
         self.mentor_prefill_tokens += s.mentor_prefill_tokens
+        self.mentor_read_ahead_tokens += s.mentor_read_ahead_tokens
         self.reevaluated_tokens += s.reevaluated_tokens
         self.discarded_tokens += s.student_discarded_tokens
         self.written_ahead_tokens += s.tokens_written_ahead
@@ -90,6 +92,7 @@ class MethodTotals:
             "mentor_s": self.mentor_s,
             "mentor_decode_tokens": self.mentor_decode_tokens,
             "mentor_prefill_tokens": self.mentor_prefill_tokens,
+            "mentor_read_ahead_tokens": self.mentor_read_ahead_tokens,
             "probes": self.probes,
             "adoptions": self.adoptions,
             "stop_reasons": self.stop_reasons,
