@@ -11,6 +11,9 @@ from edge_collab.engine.local_mentor import LocalMentor, fits_side_by_side
 from edge_collab.verifiers import AlwaysMentor, AlwaysStudent
 
 AUDIT = {"probe_policy": "audit", "audit_tokens": 6}
+# CoSD's rule with a low alpha: the tiny student is sure often enough for long
+# stretches of final tokens that the mentor can read ahead.
+SURE_OFTEN = {**AUDIT, "trigger": "cosd", "cosd_alpha": 0.3, "max_new_tokens": 120}
 
 
 @pytest.mark.parametrize(
@@ -67,10 +70,10 @@ def test_the_mentor_reads_final_tokens_ahead_of_need_while_the_student_writes(st
     mentor with a thread of its own reads them meanwhile, so a batch due later
     is short, and the answer is the one of reading only when due."""
     in_turn, overlapped = [
-        generate(student, mentor, AlwaysMentor(), overlap=overlap, trigger="cosd", **AUDIT)
+        generate(student, mentor, AlwaysMentor(), overlap=overlap, **SURE_OFTEN)
         for overlap in (False, False, True)  # the first finds the prompt cached for the others
     ][1:]
-    assert overlapped.text == in_turn.text
+    assert overlapped.text == in_turn.text and in_turn.stats.divergences > 0
     assert overlapped.stats.mentor_read_ahead_tokens > 0
     assert overlapped.stats.mentor_prefill_tokens >= in_turn.stats.mentor_prefill_tokens
 
@@ -122,3 +125,27 @@ def test_a_mentor_whose_context_fills_on_its_thread_leaves_the_same_answer(tiny_
     assert overlapped.text == in_turn.text and overlapped.stats.tokens_total == length
     assert overlapped.stats.adoptions == in_turn.stats.adoptions
     assert overlapped.stats.tokens_mentor < overlapped.stats.tokens_total  # the student wrote the rest alone
+
+
+def test_where_the_mentor_reads_ahead_does_not_depend_on_when_its_thread_is_free(student, mentor, monkeypatch):
+    """A batch's size moves a real model's logits, so the reads must end at the
+    same places however fast the mentor is: the answer must not depend on timing."""
+    import time
+
+    real_score = mentor.score
+
+    def reads(delay_s: float) -> list[int]:
+        sizes: list[int] = []
+
+        def score(tokens, **kwargs):  # type: ignore[no-untyped-def]
+            sizes.append(len(tokens))
+            time.sleep(delay_s)
+            return real_score(tokens, **kwargs)
+
+        monkeypatch.setattr(mentor, "score", score)
+        result = generate(student, mentor, AlwaysMentor(), overlap=True, **{**SURE_OFTEN, "cosd_alpha": 0.2})
+        assert result.stats.mentor_read_ahead_tokens > 0
+        return sizes
+
+    reads(0.0)  # the prompt is cached for both runs below
+    assert reads(0.0) == reads(0.05)

@@ -142,7 +142,8 @@ class Consultation:
         try:
             pending.result()
         except ContextOverflowError:
-            self._mentor_is_full()
+            if self.active:
+                self._mentor_is_full()
 
     def finish_audit(
         self, pending: Future[Audit], trigger: Trigger, pressure: float, on_fire: Callable[[], None]

@@ -29,7 +29,7 @@ from edge_collab.engine.mentor import Audit
 from edge_collab.engine.sampling import TokenScore, log_softmax, score_token, token_logprobs
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.writer import ModelWriter, Written, ends_sentence
-from edge_collab.errors import IncompatiblePairError
+from edge_collab.errors import ContextOverflowError, IncompatiblePairError
 from edge_collab.verifiers.features import MentorView, mentor_view
 
 
@@ -37,6 +37,12 @@ def _first_mismatch(rows: np.ndarray, tokens: list[int]) -> int | None:
     choices = rows[: len(tokens)].argmax(axis=1)
     mismatches = np.flatnonzero(choices != np.asarray(tokens))
     return int(mismatches[0]) if mismatches.size else None
+
+
+# Final tokens read ahead in passes of at least this many: one pass of 16 costs
+# the mentor little more than one of 8 (docs/benchmark.md), so it keeps up
+# with the student on a core of its own.
+READ_AHEAD_TOKENS = 16
 
 
 def _run_now(function: Callable[..., Any], *args: Any) -> Future[Any]:
@@ -177,11 +183,15 @@ class LocalLink(ABC):
 
     def start_read_ahead(self, upto: int) -> Future[None] | None:
         """Read the final answer tokens before `upto` that the mentor has not
-        read, on its thread. No audit judges them (no trigger can fire at a
-        final token): the next audit starts from where this stops, and it
-        covers the same tokens and decides the same as without it."""
+        read, on its thread, once there are READ_AHEAD_TOKENS of them (queued
+        behind a read still running). No audit judges them (no trigger can
+        fire at a final token): the next audit starts from where this stops
+        and covers the same tokens. Where a read ends depends on the answer
+        alone, never on when the mentor's thread is free: the size of a batch
+        moves llama.cpp's logits (other kernels), so a read timed by the
+        thread would make the answer depend on timing."""
         start = max(self.synced, self._read_to)
-        if not self.reads_ahead or upto <= start:
+        if not self.reads_ahead or upto - start < READ_AHEAD_TOKENS:
             return None
         self._read_to = upto
         self.read_ahead_tokens += upto - start
@@ -262,6 +272,10 @@ class TokenLink(LocalLink):
         return Audit(start, tokens, views)
 
     def _read_ahead(self, start: int, tokens: list[int]) -> None:
+        if len(self.mentor) < self.prompt_length + start:
+            # A read queued before this one failed (its context filled):
+            # nothing may be read on top of the gap it left.
+            raise ContextOverflowError(f"{self.mentor.name}: the context filled while reading ahead")
         self.mentor.truncate(self.prompt_length + start)
         self._counting_prefill(lambda: self.mentor.score(tokens))
 

@@ -98,7 +98,7 @@ class WordLoop:
         self._graded = is_graded(run.verifier)  # read once: the probe pressure is asked at every word step
         self._consultation: Consultation | None = None
         self._ahead: deque[_Ahead] = deque()  # written while a probe was in flight
-        self._reading_final: Future[Any] | None = None  # the mentor reading final tokens ahead of need
+        self._reading_final: list[Future[Any]] = []  # the mentor reading final tokens ahead of need, in order
 
     def steps(self) -> Iterator[Piece]:
         started = time.perf_counter()
@@ -167,7 +167,7 @@ class WordLoop:
         answer.label_new(self.source)
         stop_reason = None
         audit_due = self._audit_due(consultation, frontier, at_end=word.ended)  # decide: the mentor reads a batch
-        if audit_due and self._reading_final is not None:
+        if audit_due and self._reading_final:
             assert consultation is not None
             self._settle_final_read()
             audit_due = consultation.active  # its context may have filled as it read ahead
@@ -198,27 +198,23 @@ class WordLoop:
         return stop_reason
 
     def _read_final_ahead(self, consultation: Consultation, upto: int) -> None:
-        """Under the audit policy, with a mentor that has a thread of its own
-        idle: let it read the final tokens it has not read yet (before `upto`).
-        A trigger gated on the student's own score (CoSD's rule) leaves many
-        tokens final without a read; reading them now, while the student writes
-        on, leaves a short batch for when a token it could fire at comes,
-        instead of a long one the student waits for."""
-        if not isinstance(self._policy, AuditPolicy):
-            return
-        if self._reading_final is not None:
-            if not self._reading_final.done():
-                return  # one read at a time: the mentor is busy
-            self._settle_final_read()
-            if not consultation.active:
-                return
-        self._reading_final = consultation.read_final(upto)
+        """Under the audit policy, with a mentor that has a thread of its own:
+        let it read the final tokens it has not read yet (before `upto`). A
+        trigger gated on the student's own score (CoSD's rule) leaves many
+        tokens final without a read; reading them while the student writes on
+        leaves a short batch for when a token it could fire at comes, instead
+        of a long one the student waits for."""
+        if isinstance(self._policy, AuditPolicy):
+            pending = consultation.read_final(upto)
+            if pending is not None:
+                self._reading_final.append(pending)
 
     def _settle_final_read(self) -> None:
-        """Wait for the read of final tokens in flight, if any, and take its outcome."""
-        pending, self._reading_final = self._reading_final, None
-        if pending is not None and self._consultation is not None:
-            self._consultation.finish_read_final(pending)
+        """Wait for the reads of final tokens in flight and take their outcome."""
+        pending, self._reading_final = self._reading_final, []
+        if pending and self._consultation is not None:
+            for read in pending:
+                self._consultation.finish_read_final(read)
 
     def _probe_writing_on(
         self, answer: Answer, writer: ModelWriter, consultation: Consultation, word_start: int, word: list[int]
