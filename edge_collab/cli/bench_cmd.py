@@ -27,7 +27,8 @@ def _table(report: dict[str, Any]) -> str:
         lines.append(
             f"| {method} | {r['tokens_per_s']:.1f} | {r['overhead_fraction']:.1%} | {r['mentor_share']:.1%} | "
             f"{'-' if ratio is None else f'{ratio:.3f}'} | {r['reevaluated_tokens']} | {r['mentor_decode_tokens']} | "
-            f"{r['mentor_prefill_tokens']} ({r['mentor_read_ahead_tokens']}) | {r['mentor_forward_passes']} | {r['mentor_s']:.1f} | "
+            f"{r['mentor_prefill_tokens']} ({r['mentor_read_ahead_tokens']}) | {r['mentor_forward_passes']} | "
+            f"{r['mentor_s']:.1f} | "
             f"{r['student_discarded_tokens']} | {r['student_written_ahead_tokens']} "
             f"({r['student_ahead_rolled_back_tokens']}) | {stops} |"
         )

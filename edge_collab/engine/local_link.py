@@ -25,6 +25,7 @@ import numpy as np
 from edge_collab.backends.base import ModelBackend
 from edge_collab.backends.seam import seam_tokens
 from edge_collab.engine.answer import Answer
+from edge_collab.engine.futures import run_now
 from edge_collab.engine.mentor import Audit
 from edge_collab.engine.sampling import TokenScore, log_softmax, score_token, token_logprobs
 from edge_collab.engine.stats import GenerationStats
@@ -43,16 +44,6 @@ def _first_mismatch(rows: np.ndarray, tokens: list[int]) -> int | None:
 # the mentor little more than one of 8 (docs/benchmark.md), so it keeps up
 # with the student on a core of its own.
 READ_AHEAD_TOKENS = 16
-
-
-def _run_now(function: Callable[..., Any], *args: Any) -> Future[Any]:
-    """`function(*args)` in this thread, as a done Future (the in-turn path of start_probe and start_audit)."""
-    done: Future[Any] = Future()
-    try:
-        done.set_result(function(*args))
-    except Exception as error:  # noqa: BLE001 - handed to whoever takes the result
-        done.set_exception(error)
-    return done
 
 
 class LocalLink(ABC):
@@ -101,7 +92,7 @@ class LocalLink(ABC):
 
     def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
         """`probe` on the mentor's thread, from the answer as it is now."""
-        submit = self._executor.submit if self._executor is not None else _run_now
+        submit = self._executor.submit if self._executor is not None else run_now
         return submit(self._probe, word_start, self._catch_up(word_start), word)
 
     def _catch_up(self, word_start: int) -> list[int]:
@@ -210,11 +201,11 @@ class LocalLink(ABC):
         return max(0, frontier - self.synced)
 
     def audit(self, frontier: int) -> Audit:
-        return self._start_audit(frontier, _run_now).result()
+        return self._start_audit(frontier, run_now).result()
 
     def start_audit(self, frontier: int) -> Future[Audit]:
         """`audit` on the mentor's thread, of the answer as it is now."""
-        return self._start_audit(frontier, self._executor.submit if self._executor is not None else _run_now)
+        return self._start_audit(frontier, self._executor.submit if self._executor is not None else run_now)
 
     def _start_audit(self, frontier: int, run: Callable[..., Future[Any]]) -> Future[Audit]:
         raise IncompatiblePairError("this mentor cannot audit the answer; use --probe-policy random")

@@ -41,6 +41,7 @@ import numpy as np
 from edge_collab.backends.base import BackendCounters
 from edge_collab.backends.chat_prompt import defuse
 from edge_collab.engine.answer import Answer
+from edge_collab.engine.futures import run_now
 from edge_collab.engine.mentor import Audit
 from edge_collab.engine.sampling import TokenScore
 from edge_collab.engine.stats import GenerationStats
@@ -148,9 +149,7 @@ class RemoteLink:
         takes the result before anything else touches this link."""
         if not self.breaker.allow():
             self.stats.skipped_probes += 1
-            done: Future[int | None] = Future()
-            done.set_result(None)
-            return done
+            return run_now(lambda: None)
         return self.executor.submit(self._ask, word_start, *self._request(word_start, word))
 
     def _prompt_to(self, position: int) -> str | list[int]:
