@@ -132,7 +132,7 @@ class Consultation:
     def read_final(self, upto: int) -> Future[None] | None:
         """Let the mentor read the final answer tokens before `upto` that it has
         not read, on its own thread while the student writes on, where it has
-        one (`reads_ahead`): no trigger can fire at final tokens, but once the
+        one: no trigger can fire at final tokens, but once the
         student writes one where it could, the mentor has less to read before
         it can judge it. None where there is nothing to read or no thread."""
         return self.link.start_read_ahead(upto)

@@ -65,6 +65,7 @@ class LocalLink(ABC):
         self.mentor = mentor
         self._executor = executor
         self.can_overlap = executor is not None
+        self._submit: Callable[..., Future[Any]] = executor.submit if executor is not None else run_now
         self._read_to = 0  # answer tokens the mentor's cache holds, read ahead of `synced` (final ones)
         self.writer = writer
         self.answer = answer
@@ -92,8 +93,7 @@ class LocalLink(ABC):
 
     def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:
         """`probe` on the mentor's thread, from the answer as it is now."""
-        submit = self._executor.submit if self._executor is not None else run_now
-        return submit(self._probe, word_start, self._catch_up(word_start), word)
+        return self._submit(self._probe, word_start, self._catch_up(word_start), word)
 
     def _catch_up(self, word_start: int) -> list[int]:
         return self.answer.tokens(self.synced)[: word_start - self.synced]
@@ -165,12 +165,7 @@ class LocalLink(ABC):
 
     can_audit = False
 
-    @property
-    def reads_ahead(self) -> bool:
-        """Whether `start_read_ahead` reads (on the mentor's own thread)."""
-        return self._executor is not None and self._can_read_ahead
-
-    _can_read_ahead = False
+    _can_read_ahead = False  # TokenLink: positions matched through the text would move with a read's end
 
     def start_read_ahead(self, upto: int) -> Future[None] | None:
         """Read the final answer tokens before `upto` that the mentor has not
@@ -182,11 +177,10 @@ class LocalLink(ABC):
         moves llama.cpp's logits (other kernels), so a read timed by the
         thread would make the answer depend on timing."""
         start = max(self.synced, self._read_to)
-        if not self.reads_ahead or upto - start < READ_AHEAD_TOKENS:
+        if self._executor is None or not self._can_read_ahead or upto - start < READ_AHEAD_TOKENS:
             return None
         self._read_to = upto
         self.read_ahead_tokens += upto - start
-        assert self._executor is not None
         return self._executor.submit(self._read_ahead, start, self.answer.tokens(start)[: upto - start])
 
     def _read_ahead(self, start: int, tokens: list[int]) -> None:
@@ -205,7 +199,7 @@ class LocalLink(ABC):
 
     def start_audit(self, frontier: int) -> Future[Audit]:
         """`audit` on the mentor's thread, of the answer as it is now."""
-        return self._start_audit(frontier, self._executor.submit if self._executor is not None else run_now)
+        return self._start_audit(frontier, self._submit)
 
     def _start_audit(self, frontier: int, run: Callable[..., Future[Any]]) -> Future[Audit]:
         raise IncompatiblePairError("this mentor cannot audit the answer; use --probe-policy random")

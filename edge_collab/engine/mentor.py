@@ -56,16 +56,11 @@ class MentorLink(Protocol):
         on (a served mentor; one in process with cores of its own)."""
         ...
 
-    @property
-    def reads_ahead(self) -> bool:
-        """Whether the mentor has capacity of its own to read final answer tokens
-        before they are needed (one in process on a thread of its own); a
-        served mentor, shared by many students, reads only what it must."""
-        ...
-
     def start_read_ahead(self, upto: int) -> Future[None] | None:
         """Read the final answer tokens before `upto` not read yet, on the
-        mentor's thread (`reads_ahead`); None when there is nothing to read."""
+        mentor's own thread; None where there is nothing to read, or the mentor
+        reads only what it must (no thread of its own, or a server that many
+        students share)."""
         ...
 
     def start_probe(self, word_start: int, word: list[int]) -> Future[int | None]:

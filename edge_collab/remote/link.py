@@ -132,10 +132,8 @@ class RemoteLink:
         """Whether a probe runs while the student writes on (engine/word_loop.py)."""
         return self.client.settings.overlap_probes
 
-    reads_ahead = False  # a server shared by many students reads only what it must
-
     def start_read_ahead(self, upto: int) -> None:
-        return None
+        return None  # a server shared by many students reads only what it must
 
     def probe(self, word_start: int, word: list[int]) -> int | None:
         if not self.breaker.allow():
