@@ -279,3 +279,20 @@ def test_the_mentor_reads_only_up_to_where_cosds_rule_could_fire(student, mentor
     assert gated.text == every_batch.text and gated.stats.adoptions == every_batch.stats.adoptions > 0
     assert gated.stats.audits < every_batch.stats.audits
     assert gated.stats.mentor_prefill_tokens <= every_batch.stats.mentor_prefill_tokens
+
+
+def test_the_average_rule_as_a_trigger_writes_what_the_average_baseline_writes(student, mentor):
+    """One-token segments at the positions where the 50/50 mixture prefers the
+    mentor's first choice: the answer `average` writes one pass a token, read
+    in batches instead (the mentor decodes nothing: each token taken from it
+    is a first choice it read)."""
+    generate(student, mentor, method="average")  # both runs below find the prompts cached
+    baseline = generate(student, mentor, method="average")
+    audited = generate(
+        student, mentor, AlwaysMentor(), probe_policy="audit", audit_tokens=6, trigger="average",
+        segment_tokens=1, mentor_budget=None,
+    )
+    assert audited.text == baseline.text and audited.stats.tokens_mentor == baseline.stats.tokens_mentor > 0
+    # Every forward pass of the mentor is a read: the tokens it wrote are read with the next batch.
+    assert audited.stats.mentor_forward_passes == audited.stats.audits
+    assert audited.stats.mentor_forward_passes < baseline.stats.mentor_forward_passes

@@ -122,3 +122,29 @@ def test_the_budget_is_on_by_default_and_zero_turns_it_off():
     assert ChatRequest(messages=message, mentor_budget=0.3).overrides()["mentor_budget"] == 0.3
     help_text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
     assert "--mentor-budget" in help_text and "0 turns it off" in help_text and "default: 0.18" in help_text
+
+
+def _position(student_p: float, mentor_top_p: float, mentor_student_p: float, student_mentor_p: float | None):
+    from edge_collab.engine.sampling import TokenScore
+    from edge_collab.verifiers.features import Position
+
+    return Position(
+        index=3, student_token=1, student=TokenScore(math.log(student_p), 1.0, 0.1), mentor_token=2,
+        mentor_top_logprob=math.log(mentor_top_p), mentor_student_logprob=math.log(mentor_student_p),
+        mentor_entropy=1.0, mentor_margin=0.1,
+        student_mentor_logprob=-math.inf if student_mentor_p is None else math.log(student_mentor_p),
+    )
+
+
+def test_the_average_rule_fires_where_the_mixture_prefers_the_mentor_s_choice():
+    from edge_collab.engine.trigger import AverageRule
+
+    rule = AverageRule()
+    # A sure mentor outvotes a fairly sure student: 0.3 + 0.9 against 0.6 + 0.05.
+    assert rule.score(_position(0.6, 0.9, 0.05, 0.3)) == pytest.approx(math.log(1.2 / 0.65))
+    # A sure student is not outvoted by a mentor that half agrees: 0.05 + 0.6 against 0.9 + 0.3.
+    assert rule.score(_position(0.9, 0.6, 0.3, 0.05)) < 0
+    # Not knowing the student's view of the mentor's choice counts it as 0: it fires less, never more.
+    assert rule.score(_position(0.6, 0.9, 0.05, None)) == pytest.approx(math.log(0.9 / 0.65))
+    assert rule.score(_position(0.45, 0.6, 0.3, None)) < 0 < rule.score(_position(0.45, 0.6, 0.3, 0.4))
+    assert rule.may_fire(_position(0.99, 0.5, 0.4, 0.01).student)  # no gate on the student's score alone

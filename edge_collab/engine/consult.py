@@ -11,6 +11,7 @@ end of the sentence and is always kept.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
@@ -166,7 +167,9 @@ class Consultation:
         for index, (token, view) in enumerate(zip(audit.tokens, audit.views, strict=True)):
             if view is None:
                 continue
-            position = position_of(audit.start + index, token, scores[offset + audit.start + index], view)
+            at = offset + audit.start + index
+            student_view = -math.inf if view.token == token else self.writer.logprob_at(at, view.token)
+            position = position_of(audit.start + index, token, scores[at], view, student_view)
             if trigger.score(position) > -pressure:
                 if on_fire is not None:
                     on_fire()

@@ -77,6 +77,28 @@ class CosdRule:
         return math.exp(student.logprob) < self.alpha
 
 
+class AverageRule:
+    """The `average` baseline's rule as a trigger: fires where the two models'
+    next-token distributions, mixed 50/50, make the mentor's first choice m
+    more likely than the student's token s. Its score is
+    log(p_s(m) + p_m(m)) - log(p_s(s) + p_m(s)), so the bar sits at 0 and a
+    budget's pressure can move it. With one-token segments the audit then
+    writes what `average` writes, reading in batches instead of one token a
+    pass (up to a third token winning the mixture). Where p_s(m) is not known
+    it counts as 0, which can only make it fire less. It cannot be gated on
+    the student's score alone: a mentor sure enough outvotes a sure student."""
+
+    def score(self, position: Position) -> float:
+        if position.agree:
+            return -math.inf
+        mentor_choice = np.logaddexp(position.student_mentor_logprob, position.mentor_top_logprob)
+        student_choice = np.logaddexp(position.student.logprob, position.mentor_student_logprob)
+        return float(mentor_choice - student_choice)
+
+    def may_fire(self, student: TokenScore) -> bool:
+        return True
+
+
 class LearnedTrigger:
     """A small MLP in an ONNX file (trained by the lab's `verifier
     train-trigger`) that reads a position's features and gives p(taking the
@@ -137,6 +159,8 @@ _LOADED: dict[Path, LearnedTrigger] = {}
 def trigger_for(settings: GenerationSettings) -> Trigger:
     if settings.trigger == "cosd":
         return CosdRule(settings.cosd_alpha, settings.cosd_beta)
+    if settings.trigger == "average":
+        return AverageRule()
     if settings.trigger == "learned":
         path = learned_trigger_file()
         if path not in _LOADED:  # one session per file for the process: answers start often

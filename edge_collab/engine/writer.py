@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,15 @@ class ModelWriter:
                 del self.scores[key]
         for key in [k for k in self.recent_logits if k >= position]:
             del self.recent_logits[key]
+
+    def logprob_at(self, position: int, token: int) -> float:
+        """The log-probability the model gave `token` at context `position`, where
+        its distribution there is still kept (the last few positions); else -inf."""
+        logits = self.recent_logits.get(position)
+        if logits is None or not 0 <= token < len(logits):
+            return -math.inf
+        top = float(np.max(logits))
+        return float(logits[token]) - top - math.log(float(np.exp(logits - top, dtype=np.float64).sum()))
 
     def peek(self) -> int:
         version = self.backend.version

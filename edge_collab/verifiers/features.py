@@ -9,6 +9,7 @@ verifier file; a verifier trained on other features is refused.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,6 +112,10 @@ class Position:
     mentor_student_logprob: float  # the mentor's log-probability of the student's token
     mentor_entropy: float
     mentor_margin: float
+    # The student's log-probability of the mentor's first choice; -inf where it
+    # is not known (its distribution there is no longer kept, or the choice has
+    # no student id). Not a feature: the average rule's trigger reads it.
+    student_mentor_logprob: float = -math.inf
 
     @property
     def agree(self) -> bool:
@@ -160,7 +165,9 @@ def mentor_view(mentor_row: np.ndarray, student_token: int) -> MentorView:
     )
 
 
-def position_of(index: int, student_token: int, student: TokenScore, view: MentorView) -> Position:
+def position_of(
+    index: int, student_token: int, student: TokenScore, view: MentorView, student_mentor_logprob: float = -math.inf
+) -> Position:
     return Position(
         index=index,
         student_token=student_token,
@@ -170,4 +177,5 @@ def position_of(index: int, student_token: int, student: TokenScore, view: Mento
         mentor_student_logprob=view.student_logprob,
         mentor_entropy=view.entropy,
         mentor_margin=view.margin,
+        student_mentor_logprob=student_mentor_logprob,
     )
