@@ -253,3 +253,16 @@ def test_output_into_a_closed_pipe_ends_quietly(tiny_paths):
     reader.stdin.close()  # type: ignore[union-attr]
     reader.wait(timeout=10)
     assert writer.returncode in (0, 1) and "Error" not in writer.stderr and "Traceback" not in writer.stderr
+
+
+def test_the_bench_s_paper_loop_is_the_shipped_loop_whatever_the_audit_is_set_to():
+    """Audit settings such as one-token segments and no budget are the audit's
+    own; the paper's loop beside it keeps the shipped segment length and budget."""
+    from edge_collab.evaluation.bench import PAPER_LOOP, bench_rows
+    from edge_collab.settings import DEFAULTS, GenerationSettings
+
+    rows = bench_rows(GenerationSettings(probe_policy="audit", segment_tokens=1, mentor_budget=None))
+    assert rows[PAPER_LOOP]["probe_policy"] == "random"
+    assert rows[PAPER_LOOP]["segment_tokens"] == DEFAULTS.segment_tokens == 16
+    assert rows[PAPER_LOOP]["mentor_budget"] == DEFAULTS.mentor_budget == 0.18
+    assert rows["collab"] == {"method": "collab"}  # collab runs as set

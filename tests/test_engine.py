@@ -289,8 +289,14 @@ def test_the_average_rule_as_a_trigger_writes_what_the_average_baseline_writes(s
     generate(student, mentor, method="average")  # both runs below find the prompts cached
     baseline = generate(student, mentor, method="average")
     audited = generate(
-        student, mentor, AlwaysMentor(), probe_policy="audit", audit_tokens=6, trigger="average",
-        segment_tokens=1, mentor_budget=None,
+        student,
+        mentor,
+        AlwaysMentor(),
+        probe_policy="audit",
+        audit_tokens=6,
+        trigger="average",
+        segment_tokens=1,
+        mentor_budget=None,
     )
     assert audited.text == baseline.text and audited.stats.tokens_mentor == baseline.stats.tokens_mentor > 0
     # Every forward pass of the mentor is a read: the tokens it wrote are read with the next batch.

@@ -129,9 +129,14 @@ def _position(student_p: float, mentor_top_p: float, mentor_student_p: float, st
     from edge_collab.verifiers.features import Position
 
     return Position(
-        index=3, student_token=1, student=TokenScore(math.log(student_p), 1.0, 0.1), mentor_token=2,
-        mentor_top_logprob=math.log(mentor_top_p), mentor_student_logprob=math.log(mentor_student_p),
-        mentor_entropy=1.0, mentor_margin=0.1,
+        index=3,
+        student_token=1,
+        student=TokenScore(math.log(student_p), 1.0, 0.1),
+        mentor_token=2,
+        mentor_top_logprob=math.log(mentor_top_p),
+        mentor_student_logprob=math.log(mentor_student_p),
+        mentor_entropy=1.0,
+        mentor_margin=0.1,
         student_mentor_logprob=-math.inf if student_mentor_p is None else math.log(student_mentor_p),
     )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from edge_collab.engine.local_mentor import LocalMentor
 from edge_collab.engine.result import GenerationResult
 from edge_collab.pair import CollabPair
-from edge_collab.settings import GenerationSettings
+from edge_collab.settings import DEFAULTS, GenerationSettings
 
 BENCH_PROMPTS = (
     "A shop sells pencils at 3 for $1. How much do 27 pencils cost? Think step by step.",
@@ -112,7 +112,8 @@ _OVERLAP = "overlap"  # a row's override of the mentor's thread, not a generatio
 def bench_rows(settings: GenerationSettings, mentor_overlaps: bool = False) -> dict[str, dict[str, object]]:
     """The rows of the benchmark and what each changes: one model alone, collab
     as set, and, when collab is set to another probe policy, the paper's loop
-    (random word probes) beside it, so the two are measured in the same run.
+    (random word probes with the shipped segment length and budget, whatever
+    the audit was set to) beside it, so the two are measured in the same run.
     Where the mentor in process has a thread of its own, collab taking turns
     is measured too: what the overlap gains."""
     rows: dict[str, dict[str, object]] = {
@@ -121,7 +122,12 @@ def bench_rows(settings: GenerationSettings, mentor_overlaps: bool = False) -> d
         "collab": {"method": "collab"},
     }
     if settings.probe_policy != "random":
-        rows[PAPER_LOOP] = {"method": "collab", "probe_policy": "random"}
+        rows[PAPER_LOOP] = {
+            "method": "collab",
+            "probe_policy": "random",
+            "segment_tokens": DEFAULTS.segment_tokens,
+            "mentor_budget": DEFAULTS.mentor_budget,
+        }
     if mentor_overlaps:
         rows[IN_TURN] = {"method": "collab", _OVERLAP: False}
     return rows
