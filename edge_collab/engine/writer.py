@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from edge_collab.backends.base import ModelBackend
-from edge_collab.engine.sampling import TokenChooser, TokenScore, score_token
+from edge_collab.engine.sampling import TokenChooser, TokenScore, log_softmax, score_token
 
 _RECENT_LOGITS = 64  # enough for a word step plus a lookahead segment
 
@@ -77,8 +77,7 @@ class ModelWriter:
         logits = self.recent_logits.get(position)
         if logits is None or not 0 <= token < len(logits):
             return -math.inf
-        top = float(np.max(logits))
-        return float(logits[token]) - top - math.log(float(np.exp(logits - top, dtype=np.float64).sum()))
+        return float(log_softmax(logits)[token])
 
     def peek(self) -> int:
         version = self.backend.version
