@@ -208,6 +208,13 @@ class GenerationSettings:
         1.0, "Entropy (nats) at which the uncertainty policy probes.", low=0.0, high=20.0
     )
     audit_tokens: int = option(8, "audit: the mentor reads the answer in batches of this many tokens.", low=1, high=256)
+    audit_unsure_below: float = option(
+        0.0,
+        "audit: the mentor reads before its batch is full as soon as the student writes a token it gave less "
+        "than this probability, where a trigger fires most (0: full batches only).",
+        low=0.0,
+        high=1.0,
+    )
     trigger: str = option(
         "mentor-prefers",
         "audit: where to fetch a mentor segment. mentor-prefers: where the mentor prefers its own token to the "

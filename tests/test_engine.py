@@ -281,6 +281,25 @@ def test_the_mentor_reads_only_up_to_where_cosds_rule_could_fire(student, mentor
     assert gated.stats.mentor_prefill_tokens <= every_batch.stats.mentor_prefill_tokens
 
 
+def test_a_batch_that_ends_at_an_unsure_token_changes_the_cost_not_the_answer(student, mentor):
+    """Ending the mentor's batch early where the student was unsure moves
+    where the reads fall, not what the trigger decides: the same text, fewer
+    student tokens written past a firing and rolled back, more passes."""
+    settings = {
+        "probe_policy": "audit",
+        "audit_tokens": 8,
+        "trigger": "average",
+        "segment_tokens": 1,
+        "mentor_budget": None,
+        "max_new_tokens": 120,
+    }
+    full = generate(student, mentor, AlwaysMentor(), **settings)
+    early = generate(student, mentor, AlwaysMentor(), audit_unsure_below=0.9, **settings)
+    assert early.text == full.text and early.stats.adoptions == full.stats.adoptions > 0
+    assert early.stats.student_discarded_tokens < full.stats.student_discarded_tokens
+    assert early.stats.audits > full.stats.audits
+
+
 def test_the_average_rule_as_a_trigger_writes_what_the_average_baseline_writes(student, mentor):
     """One-token segments at the positions where the 50/50 mixture prefers the
     mentor's first choice: the answer `average` writes one pass a token, read

@@ -28,8 +28,20 @@ SURE_OFTEN = {**AUDIT, "trigger": "cosd", "cosd_alpha": 0.3, "max_new_tokens": 1
         (AlwaysMentor(), {**AUDIT, "trigger": "cosd", "temperature": 0.8, "seed": 2}),
         (AlwaysMentor(), {**AUDIT, "trigger": "cosd", "mentor_budget": 0.3, "stop": ("mat",)}),
         (AlwaysStudent(), {**AUDIT, "audit_tokens": 3}),
+        (AlwaysMentor(), {**AUDIT, "trigger": "average", "segment_tokens": 1, "audit_unsure_below": 0.5}),
     ],
-    ids=["greedy", "sampled", "every-word", "uncertainty", "audit", "audit-self", "audit-sampled", "budget", "student"],
+    ids=[
+        "greedy",
+        "sampled",
+        "every-word",
+        "uncertainty",
+        "audit",
+        "audit-self",
+        "audit-sampled",
+        "budget",
+        "student",
+        "audit-unsure",
+    ],
 )
 def test_the_mentor_on_its_own_thread_gives_the_answers_of_taking_turns(student, mentor, verifier, changes):
     generate(student, mentor, verifier, overlap=False, **changes)  # both runs below find the prompt cached

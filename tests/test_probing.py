@@ -9,7 +9,7 @@ import pytest
 from engine_helpers import generate
 
 from edge_collab.engine.budget import MentorBudget
-from edge_collab.engine.probe_policy import RandomProbePolicy, UncertaintyProbePolicy, step_signal
+from edge_collab.engine.probe_policy import AuditPolicy, RandomProbePolicy, UncertaintyProbePolicy, step_signal
 from edge_collab.verifiers import AlwaysMentor
 from edge_collab.verifiers.base import Divergence, Verdict
 
@@ -34,6 +34,13 @@ def test_uncertainty_policy_threshold_and_pressure():
     assert policy.should_probe(step_signal(np.zeros(8, dtype=np.float32)), 0.0)  # entropy ln 8 > 1
     assert not policy.should_probe(step_signal(np.array([9.0, 0, 0, 0], dtype=np.float32)), 0.0)
     assert policy.level(math.log(2)) == pytest.approx(0.5)
+
+
+def test_an_audit_batch_is_due_when_full_or_early_at_an_unsure_token():
+    full_only = AuditPolicy(tokens=8, threshold=0.0)
+    assert not full_only.due(7, least_probability=0.01) and full_only.due(8)
+    early = AuditPolicy(tokens=8, threshold=0.0, unsure_below=0.5)
+    assert early.due(1, least_probability=0.49) and not early.due(7, least_probability=0.5) and early.due(8)
 
 
 @pytest.mark.parametrize("target", [0.18, 0.3])

@@ -115,6 +115,18 @@ class Consultation:
                 return position
         return None
 
+    def least_unread_probability(self, frontier: int) -> float:
+        """The least probability the student gave a token before `frontier`
+        that the mentor has not read (1 where there is none)."""
+        scores = self.writer.scores
+        assert scores is not None, "the audit policy needs the student's scores recorded"
+        offset = self.answer.prompt_length
+        least = 0.0
+        for position in range(frontier - self.link.unread(frontier), frontier):
+            score = scores.get(offset + position)
+            least = min(least, score.logprob if score is not None else 0.0)
+        return math.exp(least)
+
     def audit(self, trigger: Trigger, pressure: float, frontier: int) -> tuple[bool, bool]:
         """Let the mentor read what it has not read up to `frontier` and ask the
         trigger at each position, in order; at the first that fires, consult

@@ -80,13 +80,17 @@ class UncertaintyProbePolicy:
 class AuditPolicy:
     """The mentor reads the answer in batches of `tokens` and a trigger
     (engine/trigger.py) decides where to fetch its segment; no word is probed
-    on its own. Pressure p lowers the trigger's bar by p nats."""
+    on its own. A batch ends early at a token the student gave less than
+    `unsure_below` probability: a trigger fires there most often, and the
+    tokens after a firing are read and rolled back for nothing. Pressure p
+    lowers the trigger's bar by p nats."""
 
     needs_signal = False
 
-    def __init__(self, tokens: int, threshold: float):
+    def __init__(self, tokens: int, threshold: float, unsure_below: float = 0.0):
         self.tokens = tokens
         self.threshold = threshold
+        self.unsure_below = unsure_below
 
     def level(self, pressure: float) -> float:
         return self.threshold - pressure
@@ -94,6 +98,7 @@ class AuditPolicy:
     def should_probe(self, signal: StepSignal | None, pressure: float) -> bool:
         return False
 
-    def due(self, unread: int) -> bool:
-        """Whether the mentor should read now."""
-        return unread >= self.tokens
+    def due(self, unread: int, least_probability: float = 1.0) -> bool:
+        """Whether the mentor should read now, with `unread` tokens waiting, the
+        least likely of which the student gave `least_probability`."""
+        return unread >= self.tokens or least_probability < self.unsure_below

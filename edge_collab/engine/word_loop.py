@@ -332,11 +332,15 @@ class WordLoop:
         if consultation.first_candidate(self._trigger, frontier) is None:
             return False  # nothing there the trigger could fire at: read it later, with what follows
         unread = consultation.unread(frontier)
-        return unread > 0 if at_end else self._policy.due(unread)
+        if at_end:
+            return unread > 0
+        unsure = self._policy.unsure_below > 0.0  # spares the scan where batches only end full
+        return self._policy.due(unread, consultation.least_unread_probability(frontier) if unsure else 1.0)
 
     def _probe_policy(self) -> ProbePolicy:
         if self.settings.probe_policy == "audit":
-            return AuditPolicy(self.settings.audit_tokens, self.settings.trigger_threshold)
+            settings = self.settings
+            return AuditPolicy(settings.audit_tokens, settings.trigger_threshold, settings.audit_unsure_below)
         if self.settings.probe_policy == "uncertainty":
             return UncertaintyProbePolicy(self.settings.uncertainty_threshold)
         return RandomProbePolicy(self.settings.probe_rate, self._rngs["probe"])

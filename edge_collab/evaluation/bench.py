@@ -192,6 +192,7 @@ def run_bench(
             "verifier": pair.verifier_name,
             "probe_policy": settings.probe_policy,
             "audit_tokens": settings.audit_tokens,
+            "audit_unsure_below": settings.audit_unsure_below,
             "trigger": settings.trigger,
         },
         "prompts": len(prompts),

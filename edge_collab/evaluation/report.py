@@ -60,7 +60,7 @@ class Run:
         h = self.header
         probing = {
             "uncertainty": lambda: f"H≥{h['uncertainty_threshold']:g}",
-            "audit": lambda: f"audit B={h['audit_tokens']} {h['trigger']}>{h['trigger_threshold']:g}",
+            "audit": lambda: f"audit B={h['audit_tokens']}{_unsure(h)} {h['trigger']}>{h['trigger_threshold']:g}",
         }.get(self.probe_policy, lambda: f"ρ={h['probe_rate']:g}")()
         # A learned verifier's name says nothing of its weights; its file's hash does.
         verifier = f"{h['verifier']}@{h['verifier_sha256'][:6]}" if "verifier_sha256" in h else h["verifier"]
@@ -82,6 +82,12 @@ class Run:
     def mentor_share(self) -> float:
         tokens = self.total("tokens_total")
         return self.total("tokens_mentor") / tokens if tokens else 0.0
+
+
+def _unsure(header: dict) -> str:  # type: ignore[type-arg]
+    """How an audit's batches end early, where they do."""
+    below = header.get("audit_unsure_below", 0.0)
+    return f" (or at p<{below:g})" if below else ""
 
 
 def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:

@@ -108,6 +108,8 @@ def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSe
         }
         if settings.trigger == "cosd":
             header |= {"cosd_alpha": settings.cosd_alpha, "cosd_beta": settings.cosd_beta}
+        if settings.audit_unsure_below > 0:
+            header["audit_unsure_below"] = settings.audit_unsure_below
     if spec.probes and settings.mentor_budget is not None:
         header["mentor_budget"] = settings.mentor_budget
     return header
