@@ -302,3 +302,24 @@ def test_report_labels_a_learned_verifier_s_runs_by_its_file():
     assert first.label == "collab ρ=0.25 k=16 onnx@b0f121 budget 0.18"
     assert second.label != first.label
     assert Run({**header, "verifier": "self"}, {}, Path("c.jsonl")).label == "collab ρ=0.25 k=16 self budget 0.18"
+
+
+def test_an_audit_whose_batches_end_early_is_a_run_of_its_own(tiny_paths, small_task, tmp_path):
+    """Its header says so (and so its file name and report label differ);
+    batches that end only when full keep the header and file names they had."""
+    from edge_collab.evaluation.report import Run
+
+    audit = ["--limit", "1", "--method", "collab", "--probe-policy", "audit", "--mentor-budget", "0"]
+    headers = []
+    for extra in ([], ["--audit-unsure-below", "0.6"]):
+        out = tmp_path / f"results{len(headers)}"
+        assert run_eval(tiny_paths, small_task, out, *audit, *extra).exit_code == 0
+        (results,) = out.glob("*__collab__*.jsonl")
+        header, _ = read_results(results)
+        assert header is not None
+        headers.append((header, results.name))
+    (full, full_name), (early, early_name) = headers
+    assert "audit_unsure_below" not in full and early["audit_unsure_below"] == 0.6
+    assert full_name != early_name
+    assert "(or at p<0.6)" in Run(early, {}, Path("a.jsonl")).label
+    assert "(or at p<" not in Run(full, {}, Path("b.jsonl")).label
