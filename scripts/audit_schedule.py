@@ -38,15 +38,15 @@ COST_SIZES = (1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64)
 
 
 def _models():  # type: ignore[no-untyped-def]
+    """The default pair's student and mentor, one thread each."""
     from edge_collab.backends.llamacpp import LlamaCppBackend
-    from edge_collab.paths import models_dir
+    from edge_collab.presets.registry import DEFAULT_PAIR, load_pairs, resolve_model
     from edge_collab.settings import ModelSettings
 
-    folder = models_dir()
+    pair = load_pairs()[DEFAULT_PAIR]
     settings = ModelSettings(threads=1, n_ctx=2048)
-    return (
-        LlamaCppBackend(folder / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", settings),
-        LlamaCppBackend(folder / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", settings),
+    return tuple(
+        LlamaCppBackend(resolve_model(name, pair_hint=DEFAULT_PAIR), settings) for name in (pair.student, pair.mentor)
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import replace
 
@@ -105,12 +105,8 @@ class Consultation:
         mentor reads only where the student was unsure, in longer (cheaper)
         batches. Final tokens are past that test already, so the scan starts
         after them."""
-        scores = self.writer.scores
-        assert scores is not None, "the audit policy needs the student's scores recorded"
-        offset = self.answer.prompt_length
         start = max(frontier - self.link.unread(frontier), self.answer.final_tokens)
-        for position in range(start, frontier):
-            score = scores.get(offset + position)
+        for position, score in self._student_scores(start, frontier):
             if score is None or trigger.may_fire(score):
                 return position
         return None
@@ -118,14 +114,17 @@ class Consultation:
     def least_unread_probability(self, frontier: int) -> float:
         """The least probability the student gave a token before `frontier`
         that the mentor has not read (1 where there is none)."""
+        unread = self._student_scores(frontier - self.link.unread(frontier), frontier)
+        return math.exp(min((score.logprob for _, score in unread if score is not None), default=0.0))
+
+    def _student_scores(self, start: int, end: int) -> Iterator[tuple[int, TokenScore | None]]:
+        """The student's score of each answer token from `start` to `end`
+        (None where it was not recorded)."""
         scores = self.writer.scores
         assert scores is not None, "the audit policy needs the student's scores recorded"
         offset = self.answer.prompt_length
-        least = 0.0
-        for position in range(frontier - self.link.unread(frontier), frontier):
-            score = scores.get(offset + position)
-            least = min(least, score.logprob if score is not None else 0.0)
-        return math.exp(least)
+        for position in range(start, end):
+            yield position, scores.get(offset + position)
 
     def audit(self, trigger: Trigger, pressure: float, frontier: int) -> tuple[bool, bool]:
         """Let the mentor read what it has not read up to `frontier` and ask the
