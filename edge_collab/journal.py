@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,12 +33,39 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, record
 
 
+@contextmanager
+def _locked(sink: TextIO) -> Iterator[None]:
+    """Hold the file's lock while appending: several processes may fill one
+    run side by side (`eval --shard`), and a record longer than the write
+    buffer leaves in more than one write call."""
+    if sys.platform == "win32":  # no flock; shards there go to separate --out folders
+        yield
+        return
+    import fcntl
+
+    fcntl.flock(sink.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(sink.fileno(), fcntl.LOCK_UN)
+
+
 class Journal:
     def __init__(self, sink: TextIO):
         self._sink = sink
 
     def write(self, *records: dict[str, Any]) -> None:
         """Append records, one line each, and make them durable before returning."""
+        with _locked(self._sink):
+            self._append(records)
+
+    def start(self, header: dict[str, Any]) -> None:
+        """Write `header` as the first line unless another writer already has."""
+        with _locked(self._sink):
+            if os.fstat(self._sink.fileno()).st_size == 0:
+                self._append((header,))
+
+    def _append(self, records: tuple[dict[str, Any], ...]) -> None:
         self._sink.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
         self._sink.flush()
         os.fsync(self._sink.fileno())

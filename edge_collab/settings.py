@@ -24,6 +24,7 @@ from edge_collab.errors import SettingsError
 
 PROBE_POLICIES = ("random", "uncertainty", "audit")
 TRIGGERS = ("mentor-prefers", "cosd", "average", "learned")
+AUDIT_EARLY_ENDS = ("word", "token")
 DEFAULT_METHOD = "collab"
 
 
@@ -214,6 +215,13 @@ class GenerationSettings:
         "than this probability, where a trigger fires most (0: full batches only).",
         low=0.0,
         high=1.0,
+    )
+    audit_early_end: str = option(
+        "word",
+        "audit: where a batch ended early by the audit's unsure bar stops: at the end of the unsure token's word, "
+        "or at that token (token: fewer tokens read past a firing; the student's and mentor's token ids must be "
+        "the same, else word).",
+        choices=AUDIT_EARLY_ENDS,
     )
     trigger: str = option(
         "mentor-prefers",

@@ -300,6 +300,46 @@ def test_a_batch_that_ends_at_an_unsure_token_changes_the_cost_not_the_answer(st
     assert early.stats.audits > full.stats.audits
 
 
+def test_a_batch_that_stops_at_the_unsure_token_reads_less_past_firings(student, mentor):
+    """Stopping the early batch at the unsure token instead of its word's end:
+    the same text, fewer tokens read (none past a firing in that word). The
+    student may roll back more: the rest of the word is judged only after
+    the next word is written."""
+    settings = {
+        "probe_policy": "audit",
+        "audit_tokens": 8,
+        "trigger": "average",
+        "segment_tokens": 1,
+        "mentor_budget": None,
+        "max_new_tokens": 120,
+        "audit_unsure_below": 0.9,
+    }
+    generate(student, mentor, AlwaysMentor(), **settings)  # both runs below find the prompt cached
+    at_word = generate(student, mentor, AlwaysMentor(), **settings)
+    at_token = generate(student, mentor, AlwaysMentor(), audit_early_end="token", **settings)
+    assert at_token.text == at_word.text and at_token.stats.adoptions == at_word.stats.adoptions > 0
+    assert at_token.stats.mentor_prefill_tokens < at_word.stats.mentor_prefill_tokens
+
+
+def test_pairs_matched_through_the_text_end_early_batches_at_word_ends(student, other_tokenizer_mentor):
+    """Positions matched through the text need a word end: "token" changes nothing there."""
+    settings = {
+        "probe_policy": "audit",
+        "audit_tokens": 8,
+        "trigger": "average",
+        "segment_tokens": 1,
+        "mentor_budget": None,
+        "max_new_tokens": 60,
+        "audit_unsure_below": 0.9,
+    }
+    generate(student, other_tokenizer_mentor, AlwaysMentor(), **settings)  # both runs below find the prompt cached
+    at_word = generate(student, other_tokenizer_mentor, AlwaysMentor(), **settings)
+    at_token = generate(student, other_tokenizer_mentor, AlwaysMentor(), audit_early_end="token", **settings)
+    assert at_token.text == at_word.text
+    assert at_token.stats.mentor_prefill_tokens == at_word.stats.mentor_prefill_tokens
+    assert at_token.stats.audits == at_word.stats.audits
+
+
 def test_the_average_rule_as_a_trigger_writes_what_the_average_baseline_writes(student, mentor):
     """One-token segments at the positions where the 50/50 mixture prefers the
     mentor's first choice: the answer `average` writes one pass a token, read

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from edge_collab.evaluation.data_fetch import fetch_bigbench
 from edge_collab.evaluation.humaneval_exec import build_program, passes
 from edge_collab.evaluation.runner import read_results, run_method
 from edge_collab.evaluation.tasks import load_task, select
+from edge_collab.journal import read_records
 from edge_collab.pair import CollabPair
 from edge_collab.settings import GenerationSettings
 
@@ -75,6 +78,31 @@ def test_eval_writes_one_line_per_item_and_resumes(tiny_paths, small_task, tmp_p
     _, grown = read_results(next(f for f in files if "__collab__" in f.name))
     assert [r["id"] for r in grown[:2]] == [r["id"] for r in items]  # earlier answers kept, not redone
     assert len(grown) == 5 and len({r["id"] for r in grown}) == 5
+
+
+def test_shards_side_by_side_fill_one_run(tiny_paths, small_task, tmp_path):
+    """Two processes at once, --shard 1/2 and 2/2 into one folder: one header, every
+    item once, the answers an unsharded run gives."""
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    common = [*tiny_pair(tiny_paths), "--max-tokens", "24", "--method", "collab"]
+    assert run_eval(tiny_paths, small_task, whole, "--method", "collab").exit_code == 0
+    command = [sys.executable, "-m", "edge_collab.cli", "eval", str(small_task), *common, "--out", str(parts)]
+    shards = [subprocess.Popen([*command, "--shard", f"{k}/2"], stderr=subprocess.PIPE) for k in (1, 2)]
+    for shard in shards:
+        _, err = shard.communicate(timeout=300)
+        assert shard.returncode == 0, err.decode()
+    [file] = parts.glob("*.jsonl")
+    assert len([r for _, r in read_records(file) if "id" not in r]) == 1  # one header
+    _, records = read_results(file)
+    [expected] = whole.glob("*.jsonl")
+    assert expected.name == file.name  # sharding is not a setting of the run
+    _, alone = read_results(expected)
+    assert sorted((r["id"], r["text"]) for r in records) == sorted((r["id"], r["text"]) for r in alone)
+
+
+def test_a_shard_must_be_k_of_n(tiny_paths, small_task, tmp_path):
+    result = run_eval(tiny_paths, small_task, tmp_path, "--shard", "3/2")
+    assert result.exit_code == 2 and "K/N" in result.output
 
 
 def test_an_interrupted_run_loses_nothing_done(tiny_paths, small_task, tmp_path):
@@ -311,15 +339,18 @@ def test_an_audit_whose_batches_end_early_is_a_run_of_its_own(tiny_paths, small_
 
     audit = ["--limit", "1", "--method", "collab", "--probe-policy", "audit", "--mentor-budget", "0"]
     headers = []
-    for extra in ([], ["--audit-unsure-below", "0.6"]):
+    early_options = ["--audit-unsure-below", "0.6"]
+    for extra in ([], early_options, [*early_options, "--audit-early-end", "token"]):
         out = tmp_path / f"results{len(headers)}"
         assert run_eval(tiny_paths, small_task, out, *audit, *extra).exit_code == 0
         (results,) = out.glob("*__collab__*.jsonl")
         header, _ = read_results(results)
         assert header is not None
         headers.append((header, results.name))
-    (full, full_name), (early, early_name) = headers
+    (full, full_name), (early, early_name), (at_token, at_token_name) = headers
     assert "audit_unsure_below" not in full and early["audit_unsure_below"] == 0.6
-    assert full_name != early_name
+    assert "audit_early_end" not in early and at_token["audit_early_end"] == "token"
+    assert len({full_name, early_name, at_token_name}) == 3
     assert "(or at p<0.6)" in Run(early, {}, Path("a.jsonl")).label
+    assert "(or at p<0.6, at the token)" in Run(at_token, {}, Path("c.jsonl")).label
     assert "(or at p<" not in Run(full, {}, Path("b.jsonl")).label

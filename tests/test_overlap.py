@@ -29,6 +29,10 @@ SURE_OFTEN = {**AUDIT, "trigger": "cosd", "cosd_alpha": 0.3, "max_new_tokens": 1
         (AlwaysMentor(), {**AUDIT, "trigger": "cosd", "mentor_budget": 0.3, "stop": ("mat",)}),
         (AlwaysStudent(), {**AUDIT, "audit_tokens": 3}),
         (AlwaysMentor(), {**AUDIT, "trigger": "average", "segment_tokens": 1, "audit_unsure_below": 0.5}),
+        (
+            AlwaysMentor(),
+            {**AUDIT, "trigger": "average", "segment_tokens": 1, "audit_unsure_below": 0.5, "audit_early_end": "token"},
+        ),
     ],
     ids=[
         "greedy",
@@ -41,6 +45,7 @@ SURE_OFTEN = {**AUDIT, "trigger": "cosd", "cosd_alpha": 0.3, "max_new_tokens": 1
         "budget",
         "student",
         "audit-unsure",
+        "audit-unsure-token",
     ],
 )
 def test_the_mentor_on_its_own_thread_gives_the_answers_of_taking_turns(student, mentor, verifier, changes):

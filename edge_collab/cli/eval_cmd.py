@@ -44,12 +44,28 @@ def run_with_progress(
         return run_method(pair, task, items, method, settings, out, split, on_item=_show_on(bar))
 
 
+def _parse_shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    part, _, parts = value.partition("/")
+    if not (part.isdigit() and parts.isdigit() and 1 <= int(part) <= int(parts)):
+        raise click.BadParameter(f"{value!r} is not K/N with 1 <= K <= N, e.g. 1/2", param_hint="--shard")
+    return int(part), int(parts)
+
+
 @click.command("eval")
 @click.argument("task")
 @model_options
 @generation_options(multiple_methods=True)
 @click.option(
     "--limit", type=click.IntRange(1), default=None, help="At most N items (a fixed sample shared by all methods)."
+)
+@click.option(
+    "--shard",
+    callback=lambda _ctx, _param, value: _parse_shard(value),
+    default=None,
+    metavar="K/N",
+    help="Only every Nth item of the sample, from the Kth: N processes side by side fill one run (same --out).",
 )
 @click.option(
     "--split",
@@ -64,11 +80,21 @@ def run_with_progress(
 @click.option("--json", "as_json", is_flag=True, help="Print each method's totals as one JSON line.")
 @click.pass_context
 def eval_command(
-    ctx: click.Context, task: str, limit: int | None, split: str, out: str, as_json: bool, **options: Any
+    ctx: click.Context,
+    task: str,
+    limit: int | None,
+    shard: tuple[int, int] | None,
+    split: str,
+    out: str,
+    as_json: bool,
+    **options: Any,
 ) -> None:
     """Run the methods (--method, repeatable) on TASK's items; resumes where an identical run stopped."""
     loaded = load_task(task, ctx.obj["data_dir"])
     items = select(loaded, split, limit)  # type: ignore[arg-type]
+    if shard is not None:
+        part, parts = shard
+        items = items[part - 1 :: parts]
     if not items:
         raise click.ClickException(f"{loaded.name} has no {split} items")
     settings = generation_settings(options)

@@ -117,6 +117,15 @@ class Consultation:
         unread = self._student_scores(frontier - self.link.unread(frontier), frontier)
         return math.exp(min((score.logprob for _, score in unread if score is not None), default=0.0))
 
+    def first_unsure(self, frontier: int, below: float) -> int | None:
+        """The first answer position before `frontier`, not read by the mentor,
+        where the student gave its token less than `below` probability."""
+        bar = math.log(below)
+        for position, score in self._student_scores(frontier - self.link.unread(frontier), frontier):
+            if score is not None and score.logprob < bar:
+                return position
+        return None
+
     def _student_scores(self, start: int, end: int) -> Iterator[tuple[int, TokenScore | None]]:
         """The student's score of each answer token from `start` to `end`
         (None where it was not recorded)."""

@@ -164,6 +164,7 @@ class LocalLink(ABC):
         self.mentor.discard_branch()
 
     can_audit = False
+    audits_within_words = False
 
     _can_read_ahead = False  # TokenLink: positions matched through the text would move with a read's end
 
@@ -234,6 +235,7 @@ class TokenLink(LocalLink):
     word (the agreed tokens before it are kept)."""
 
     can_audit = True
+    audits_within_words = True
     _can_read_ahead = True
     _audit_rows: np.ndarray  # the last audit's rows of the mentor's logits (from _audit_skip on)
     _audit_skip = 0  # the last audit's tokens read ahead before it: no rows, no views

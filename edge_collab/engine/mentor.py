@@ -102,6 +102,12 @@ class MentorLink(Protocol):
         """Whether it can read the answer in batches for the audit policy."""
         ...
 
+    @property
+    def audits_within_words(self) -> bool:
+        """Whether an audit may end inside a word: true where the two models
+        share token ids; positions matched through the text need a word end."""
+        ...
+
     def unread(self, frontier: int) -> int:
         """Answer tokens before `frontier` that the mentor has not read."""
         ...

@@ -173,10 +173,11 @@ class WordLoop:
             audit_due = consultation.active  # its context may have filled as it read ahead
         if audit_due:
             assert consultation is not None
+            batch_end = frontier if word.ended else self._early_end(consultation, frontier)
             if consultation.link.can_overlap and not word.ended:
-                fetched, ended = self._audit_writing_on(answer, writer, consultation, frontier)
+                fetched, ended = self._audit_writing_on(answer, writer, consultation, batch_end)
             else:
-                fetched, ended = consultation.audit(self._trigger, self._probe_pressure, frontier)
+                fetched, ended = consultation.audit(self._trigger, self._probe_pressure, batch_end)
             stop_reason = "eos" if ended or (word.ended and not fetched) else None
         elif consultation is not None and self._policy.should_probe(signal, self._probe_pressure):  # decide
             if consultation.link.can_overlap:
@@ -336,6 +337,19 @@ class WordLoop:
             return unread > 0
         unsure = self._policy.unsure_below > 0.0  # spares the scan where batches only end full
         return self._policy.due(unread, consultation.least_unread_probability(frontier) if unsure else 1.0)
+
+    def _early_end(self, consultation: Consultation, frontier: int) -> int:
+        """Where a due batch stops: at `frontier` (the word's end), or, with
+        `audit_early_end` "token", just after the first unread token the
+        student was unsure of. The mentor's view there is all the trigger
+        needs to fire at it; the rest of the word is read with the next batch
+        if it does not fire, and never if it does. The answer's last word is
+        read to its end (nothing after it would read the rest)."""
+        below = self.settings.audit_unsure_below
+        if self.settings.audit_early_end != "token" or below <= 0 or not consultation.link.audits_within_words:
+            return frontier
+        unsure = consultation.first_unsure(frontier, below)
+        return frontier if unsure is None else unsure + 1
 
     def _probe_policy(self) -> ProbePolicy:
         if self.settings.probe_policy == "audit":

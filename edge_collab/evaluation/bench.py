@@ -193,6 +193,7 @@ def run_bench(
             "probe_policy": settings.probe_policy,
             "audit_tokens": settings.audit_tokens,
             "audit_unsure_below": settings.audit_unsure_below,
+            "audit_early_end": settings.audit_early_end,
             "trigger": settings.trigger,
         },
         "prompts": len(prompts),

@@ -87,7 +87,8 @@ class Run:
 def _unsure(header: dict) -> str:  # type: ignore[type-arg]
     """How an audit's batches end early, where they do."""
     below = header.get("audit_unsure_below", 0.0)
-    return f" (or at p<{below:g})" if below else ""
+    at_token = ", at the token" if header.get("audit_early_end", "word") == "token" else ""
+    return f" (or at p<{below:g}{at_token})" if below else ""
 
 
 def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:

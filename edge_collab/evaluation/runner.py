@@ -110,6 +110,8 @@ def run_header(task: Task, method: str, pair: CollabPair, settings: GenerationSe
             header |= {"cosd_alpha": settings.cosd_alpha, "cosd_beta": settings.cosd_beta}
         if settings.audit_unsure_below > 0:
             header["audit_unsure_below"] = settings.audit_unsure_below
+            if settings.audit_early_end != "word":
+                header["audit_early_end"] = settings.audit_early_end
     if spec.probes and settings.mentor_budget is not None:
         header["mentor_budget"] = settings.mentor_budget
     return header
@@ -222,8 +224,7 @@ def run_method(
     if "mentor_budget" in header:  # each results file is one run of the controller
         pair.restart_budget(pressures[-1] if pressures else 0.0, **run_settings)
     with appending(path) as journal:
-        if existing_header is None:
-            journal.write(header)
+        journal.start(header)
         on_item(totals)
         for item in items:
             if item.id in finished:
