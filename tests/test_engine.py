@@ -281,18 +281,23 @@ def test_the_mentor_reads_only_up_to_where_cosds_rule_could_fire(student, mentor
     assert gated.stats.mentor_prefill_tokens <= every_batch.stats.mentor_prefill_tokens
 
 
+# Batches of 8 that end early where the student gave its token less than 0.9.
+EARLY_AUDIT = {
+    "probe_policy": "audit",
+    "audit_tokens": 8,
+    "trigger": "average",
+    "segment_tokens": 1,
+    "mentor_budget": None,
+    "max_new_tokens": 120,
+    "audit_unsure_below": 0.9,
+}
+
+
 def test_a_batch_that_ends_at_an_unsure_token_changes_the_cost_not_the_answer(student, mentor):
     """Ending the mentor's batch early where the student was unsure moves
     where the reads fall, not what the trigger decides: the same text, fewer
     student tokens written past a firing and rolled back, more passes."""
-    settings = {
-        "probe_policy": "audit",
-        "audit_tokens": 8,
-        "trigger": "average",
-        "segment_tokens": 1,
-        "mentor_budget": None,
-        "max_new_tokens": 120,
-    }
+    settings = {key: value for key, value in EARLY_AUDIT.items() if key != "audit_unsure_below"}
     full = generate(student, mentor, AlwaysMentor(), **settings)
     early = generate(student, mentor, AlwaysMentor(), audit_unsure_below=0.9, **settings)
     assert early.text == full.text and early.stats.adoptions == full.stats.adoptions > 0
@@ -305,15 +310,7 @@ def test_a_batch_that_stops_at_the_unsure_token_reads_less_past_firings(student,
     the same text, fewer tokens read (none past a firing in that word). The
     student may roll back more: the rest of the word is judged only after
     the next word is written."""
-    settings = {
-        "probe_policy": "audit",
-        "audit_tokens": 8,
-        "trigger": "average",
-        "segment_tokens": 1,
-        "mentor_budget": None,
-        "max_new_tokens": 120,
-        "audit_unsure_below": 0.9,
-    }
+    settings = EARLY_AUDIT
     generate(student, mentor, AlwaysMentor(), **settings)  # both runs below find the prompt cached
     at_word = generate(student, mentor, AlwaysMentor(), **settings)
     at_token = generate(student, mentor, AlwaysMentor(), audit_early_end="token", **settings)
@@ -323,15 +320,7 @@ def test_a_batch_that_stops_at_the_unsure_token_reads_less_past_firings(student,
 
 def test_pairs_matched_through_the_text_end_early_batches_at_word_ends(student, other_tokenizer_mentor):
     """Positions matched through the text need a word end: "token" changes nothing there."""
-    settings = {
-        "probe_policy": "audit",
-        "audit_tokens": 8,
-        "trigger": "average",
-        "segment_tokens": 1,
-        "mentor_budget": None,
-        "max_new_tokens": 60,
-        "audit_unsure_below": 0.9,
-    }
+    settings = {**EARLY_AUDIT, "max_new_tokens": 60}
     generate(student, other_tokenizer_mentor, AlwaysMentor(), **settings)  # both runs below find the prompt cached
     at_word = generate(student, other_tokenizer_mentor, AlwaysMentor(), **settings)
     at_token = generate(student, other_tokenizer_mentor, AlwaysMentor(), audit_early_end="token", **settings)
