@@ -44,7 +44,7 @@ def run_with_progress(
         return run_method(pair, task, items, method, settings, out, split, on_item=_show_on(bar))
 
 
-def _parse_shard(value: str | None) -> tuple[int, int] | None:
+def _parse_shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     part, _, parts = value.partition("/")
@@ -62,7 +62,7 @@ def _parse_shard(value: str | None) -> tuple[int, int] | None:
 )
 @click.option(
     "--shard",
-    callback=lambda _ctx, _param, value: _parse_shard(value),
+    callback=_parse_shard,
     default=None,
     metavar="K/N",
     help="Only every Nth item of the sample, from the Kth: N processes side by side fill one run (same --out).",

@@ -114,17 +114,21 @@ class Consultation:
     def least_unread_probability(self, frontier: int) -> float:
         """The least probability the student gave a token before `frontier`
         that the mentor has not read (1 where there is none)."""
-        unread = self._student_scores(frontier - self.link.unread(frontier), frontier)
+        unread = self._unread_scores(frontier)
         return math.exp(min((score.logprob for _, score in unread if score is not None), default=0.0))
 
     def first_unsure(self, frontier: int, below: float) -> int | None:
         """The first answer position before `frontier`, not read by the mentor,
         where the student gave its token less than `below` probability."""
         bar = math.log(below)
-        for position, score in self._student_scores(frontier - self.link.unread(frontier), frontier):
+        for position, score in self._unread_scores(frontier):
             if score is not None and score.logprob < bar:
                 return position
         return None
+
+    def _unread_scores(self, frontier: int) -> Iterator[tuple[int, TokenScore | None]]:
+        """The student's scores of the tokens before `frontier` the mentor has not read."""
+        return self._student_scores(frontier - self.link.unread(frontier), frontier)
 
     def _student_scores(self, start: int, end: int) -> Iterator[tuple[int, TokenScore | None]]:
         """The student's score of each answer token from `start` to `end`
