@@ -281,6 +281,31 @@ def test_the_mentor_reads_only_up_to_where_cosds_rule_could_fire(student, mentor
     assert gated.stats.mentor_prefill_tokens <= every_batch.stats.mentor_prefill_tokens
 
 
+def test_final_tokens_neither_make_a_batch_due_nor_end_it():
+    """With CoSD's rule tokens the mentor has not read can already be final
+    (shown, never rolled back): an unsure one among them must not count."""
+    import math
+    from types import SimpleNamespace
+
+    from edge_collab.engine.consult import Consultation
+    from edge_collab.engine.sampling import TokenScore
+    from edge_collab.engine.trigger import CosdRule
+
+    probabilities = {0: 0.9, 1: 0.9, 2: 0.9, 3: 0.2, 4: 0.8, 5: 0.3}  # read: 0-1; final: 0-3
+    scores = {10 + position: TokenScore(math.log(p), 0.0, 0.0) for position, p in probabilities.items()}
+    consultation = Consultation(
+        run=SimpleNamespace(verifier=AlwaysMentor()),  # type: ignore[arg-type]
+        link=SimpleNamespace(unread=lambda frontier: frontier - 2),  # type: ignore[arg-type]
+        answer=SimpleNamespace(prompt_length=10, final_tokens=4),  # type: ignore[arg-type]
+        writer=SimpleNamespace(scores=scores),  # type: ignore[arg-type]
+        stats=None,  # type: ignore[arg-type]
+        adopts=lambda verdict: True,
+    )
+    assert consultation.least_unread_probability(6) == pytest.approx(0.3)
+    assert consultation.first_unsure(6, below=0.6) == 5
+    assert consultation.first_candidate(CosdRule(alpha=0.5, beta=0.5), 6) == 5
+
+
 # Batches of 8 that end early where the student gave its token less than 0.9.
 EARLY_AUDIT = {
     "probe_policy": "audit",

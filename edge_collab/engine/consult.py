@@ -105,21 +105,21 @@ class Consultation:
         mentor reads only where the student was unsure, in longer (cheaper)
         batches. Final tokens are past that test already, so the scan starts
         after them."""
-        start = max(frontier - self.link.unread(frontier), self.answer.final_tokens)
-        for position, score in self._student_scores(start, frontier):
+        for position, score in self._unread_scores(frontier):
             if score is None or trigger.may_fire(score):
                 return position
         return None
 
     def least_unread_probability(self, frontier: int) -> float:
         """The least probability the student gave a token before `frontier`
-        that the mentor has not read (1 where there is none)."""
+        that the mentor has not read and that is still open (1 where there is
+        none)."""
         unread = self._unread_scores(frontier)
         return math.exp(min((score.logprob for _, score in unread if score is not None), default=0.0))
 
     def first_unsure(self, frontier: int, below: float) -> int | None:
-        """The first answer position before `frontier`, not read by the mentor,
-        where the student gave its token less than `below` probability."""
+        """The first open answer position before `frontier`, not read by the
+        mentor, where the student gave its token less than `below` probability."""
         bar = math.log(below)
         for position, score in self._unread_scores(frontier):
             if score is not None and score.logprob < bar:
@@ -127,8 +127,12 @@ class Consultation:
         return None
 
     def _unread_scores(self, frontier: int) -> Iterator[tuple[int, TokenScore | None]]:
-        """The student's scores of the tokens before `frontier` the mentor has not read."""
-        return self._student_scores(frontier - self.link.unread(frontier), frontier)
+        """The student's scores of the open tokens before `frontier` that the
+        mentor has not read. Final tokens (shown, never rolled back) are left
+        out: no trigger can act at them, so an unsure one must not make a
+        batch due or end it early."""
+        start = max(frontier - self.link.unread(frontier), self.answer.final_tokens)
+        return self._student_scores(start, frontier)
 
     def _student_scores(self, start: int, end: int) -> Iterator[tuple[int, TokenScore | None]]:
         """The student's score of each answer token from `start` to `end`
