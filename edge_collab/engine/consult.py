@@ -127,20 +127,15 @@ class Consultation:
         return None
 
     def _unread_scores(self, frontier: int) -> Iterator[tuple[int, TokenScore | None]]:
-        """The student's scores of the open tokens before `frontier` that the
-        mentor has not read. Final tokens (shown, never rolled back) are left
-        out: no trigger can act at them, so an unsure one must not make a
-        batch due or end it early."""
-        start = max(frontier - self.link.unread(frontier), self.answer.final_tokens)
-        return self._student_scores(start, frontier)
-
-    def _student_scores(self, start: int, end: int) -> Iterator[tuple[int, TokenScore | None]]:
-        """The student's score of each answer token from `start` to `end`
-        (None where it was not recorded)."""
+        """The student's score (None where it was not recorded) of each open
+        token before `frontier` that the mentor has not read. Final tokens
+        (shown, never rolled back) are left out: no trigger can act at them,
+        so an unsure one must not make a batch due or end it early."""
         scores = self.writer.scores
         assert scores is not None, "the audit policy needs the student's scores recorded"
+        start = max(frontier - self.link.unread(frontier), self.answer.final_tokens)
         offset = self.answer.prompt_length
-        for position in range(start, end):
+        for position in range(start, frontier):
             yield position, scores.get(offset + position)
 
     def audit(self, trigger: Trigger, pressure: float, frontier: int) -> tuple[bool, bool]:
