@@ -375,3 +375,17 @@ def test_the_average_rule_as_a_trigger_writes_what_the_average_baseline_writes(s
     # Every forward pass of the mentor is a read: the tokens it wrote are read with the next batch.
     assert audited.stats.mentor_forward_passes == audited.stats.audits
     assert audited.stats.mentor_forward_passes < baseline.stats.mentor_forward_passes
+
+
+def test_the_mentor_s_segment_starts_with_the_token_the_trigger_names(student, mentor, monkeypatch):
+    """Where the trigger names the token to write (the average rule: the
+    mixture's choice, which may be neither model's first), the segment starts
+    with it. Named as the student's own token, each firing keeps the student's
+    text: the answer is the student's alone, its firings counted as the mentor's."""
+    from edge_collab.engine.trigger import AverageRule
+
+    settings = {"probe_policy": "audit", "audit_tokens": 6, "trigger": "average", "segment_tokens": 1}
+    alone = generate(student, None, method="student", mentor_budget=None)
+    monkeypatch.setattr(AverageRule, "choice", lambda self, position: position.student_token)
+    named = generate(student, mentor, AlwaysMentor(), mentor_budget=None, **settings)
+    assert named.stats.adoptions > 0 and named.text == alone.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -160,3 +161,24 @@ def test_the_average_rule_fires_where_the_mixture_prefers_the_mentor_s_choice():
     assert rule.score(_position(0.6, 0.9, 0.05, None)) == pytest.approx(math.log(0.9 / 0.65))
     assert rule.score(_position(0.45, 0.6, 0.3, None)) < 0 < rule.score(_position(0.45, 0.6, 0.3, 0.4))
     assert rule.may_fire(_position(0.99, 0.5, 0.4, 0.01).student)  # no gate on the student's score alone
+
+
+def test_the_average_rule_over_whole_distributions_finds_a_third_token():
+    """Where both whole distributions are known the mixture's choice can be a
+    token neither model put first; the segment then starts with it."""
+    from edge_collab.engine.trigger import AverageRule
+
+    student = np.log([0.15, 0.45, 0.05, 0.35])  # its token: 1
+    mentor = np.log([0.2, 0.1, 0.4, 0.3])  # its first choice: 2
+    rows = {"student_logits": student + 3.0, "mentor_logprobs": mentor}  # logits: any offset
+    rule = AverageRule()
+    seen_whole = replace(_position(0.45, 0.4, 0.1, 0.05), **rows)
+    # 0.35 + 0.3 for token 3 against 0.45 + 0.1 for the student's token.
+    assert rule.score(seen_whole) == pytest.approx(math.log(0.65 / 0.55))
+    assert rule.choice(seen_whole) == 3
+    # Judged by the mentor's first choice alone it would not have fired (0.05 + 0.4 against 0.55).
+    assert rule.score(_position(0.45, 0.4, 0.1, 0.05)) < 0 and rule.choice(_position(0.45, 0.4, 0.1, 0.05)) is None
+    # Where the student's token wins the mixture, the score is how far the runner-up trails it.
+    sure = np.log([0.05, 0.8, 0.05, 0.1])
+    kept = replace(_position(0.8, 0.4, 0.1, 0.05), student_logits=sure, mentor_logprobs=mentor)
+    assert rule.score(kept) == pytest.approx(math.log(0.45 / 0.9)) and rule.choice(kept) == 2

@@ -192,12 +192,13 @@ class Consultation:
                 continue
             at = offset + audit.start + index
             student_view = -math.inf if view.token == token else self.writer.logprob_at(at, view.token)
-            position = position_of(audit.start + index, token, scores[at], view, student_view)
+            student_logits = self.writer.recent_logits.get(at) if view.logprobs is not None else None
+            position = position_of(audit.start + index, token, scores[at], view, student_view, student_logits)
             if trigger.score(position) > -pressure:
                 if on_fire is not None:
                     on_fire()
                 self._fired_at = position
-                self.link.split_at(audit, index)
+                self.link.split_at(audit, index, trigger.choice(position))
                 self.stats.divergences += 1
                 split = audit.start + index
                 try:

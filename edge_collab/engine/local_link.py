@@ -205,7 +205,7 @@ class LocalLink(ABC):
     def _start_audit(self, frontier: int, run: Callable[..., Future[Any]]) -> Future[Audit]:
         raise IncompatiblePairError("this mentor cannot audit the answer; use --probe-policy random")
 
-    def split_at(self, audit: Audit, index: int) -> None:
+    def split_at(self, audit: Audit, index: int, first_token: int | None = None) -> None:
         raise IncompatiblePairError("this mentor cannot audit the answer")
 
     def count_into(self, stats: GenerationStats) -> None:
@@ -266,13 +266,14 @@ class TokenLink(LocalLink):
         self.mentor.truncate(self.prompt_length + start)
         self._counting_prefill(lambda: self.mentor.score(tokens))
 
-    def split_at(self, audit: Audit, index: int) -> None:
+    def split_at(self, audit: Audit, index: int, first_token: int | None = None) -> None:
         """Make tokens[index] of `audit` the split: the mentor's segment starts
-        there, on a branch, and its cache keeps everything it read."""
+        there (with `first_token`, else its own first choice), on a branch, and
+        its cache keeps everything it read."""
         rows = self._audit_rows[index - self._audit_skip :]
         self.split_row = rows[0]
         self.student_segment_logprobs = token_logprobs(rows, audit.tokens[index:])
-        self._first_token = int(np.argmax(rows[0]))
+        self._first_token = int(np.argmax(rows[0])) if first_token is None else first_token
         self._branch_at = self.prompt_length + audit.start + index
         self._word_end = audit.start + len(audit.tokens)
         self._read_segment = False
@@ -364,8 +365,10 @@ class TextLink(LocalLink):
                 own = float(log_softmax(row)[first[0]])
         return MentorView(student_token if agrees else -1, view.top_logprob, own, view.entropy, view.margin)
 
-    def split_at(self, audit: Audit, index: int) -> None:
-        """The mentor's segment starts at its token where tokens[index] of `audit` starts."""
+    def split_at(self, audit: Audit, index: int, first_token: int | None = None) -> None:
+        """The mentor's segment starts at its token where tokens[index] of `audit`
+        starts, with its own first choice (`first_token`, in the student's ids, is
+        not one of its tokens; no trigger names one here: engine/trigger.py)."""
         position, row = self._audit_positions[index]
         self.split_row = row
         self.student_segment_logprobs = np.zeros(0)  # the segments are in other vocabularies

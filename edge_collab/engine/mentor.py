@@ -121,8 +121,10 @@ class MentorLink(Protocol):
         until its result is taken."""
         ...
 
-    def split_at(self, audit: Audit, index: int) -> None:
-        """Part the branches at tokens[index] of `audit`: the next mentor segment starts there."""
+    def split_at(self, audit: Audit, index: int, first_token: int | None = None) -> None:
+        """Part the branches at tokens[index] of `audit`: the next mentor segment
+        starts there, with `first_token` where the trigger names one (a mentor
+        in process sharing the student's ids; others write their own)."""
         ...
 
     def count_into(self, stats: GenerationStats) -> None:

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edge_collab.engine.sampling import TokenScore
+from edge_collab.engine.sampling import TokenScore, log_softmax
 from edge_collab.errors import SettingsError, VerifierError
 from edge_collab.settings import GenerationSettings
 from edge_collab.verifiers.features import POSITION_FEATURE_NAMES, POSITION_FEATURE_SET_VERSION, Position
@@ -39,6 +39,11 @@ class Trigger(Protocol):
         back (engine/word_loop.py)."""
         ...
 
+    def choice(self, position: Position) -> int | None:
+        """The token the mentor's segment starts with where the trigger fires
+        here, where the rule names one; None: the mentor's own first choice."""
+        ...
+
 
 class MentorPrefers:
     """Fires where the mentor prefers its own token to the student's by more
@@ -54,6 +59,9 @@ class MentorPrefers:
 
     def may_fire(self, student: TokenScore) -> bool:
         return True  # any token the mentor would not have written
+
+    def choice(self, position: Position) -> int | None:
+        return None
 
 
 class CosdRule:
@@ -76,27 +84,60 @@ class CosdRule:
         """Only where the student was unsure: its token's probability below alpha."""
         return math.exp(student.logprob) < self.alpha
 
+    def choice(self, position: Position) -> int | None:
+        return None
+
 
 class AverageRule:
     """The `average` baseline's rule as a trigger: fires where the two models'
-    next-token distributions, mixed 50/50, make the mentor's first choice m
-    more likely than the student's token s. Its score is
-    log(p_s(m) + p_m(m)) - log(p_s(s) + p_m(s)), so the bar sits at 0 and a
-    budget's pressure can move it. With one-token segments the audit then
-    writes what `average` writes, reading in batches instead of one token a
-    pass (up to a third token winning the mixture). Where p_s(m) is not known
-    it counts as 0, which can only make it fire less. It cannot be gated on
-    the student's score alone: a mentor sure enough outvotes a sure student."""
+    next-token distributions, mixed 50/50, prefer another token c to the
+    student's token s, and the segment starts with c. Its score is
+    log(p_s(c) + p_m(c)) - log(p_s(s) + p_m(s)), c the mixture's best token
+    other than s, so the bar sits at 0 and a budget's pressure can move it.
+    With one-token segments the audit then writes what `average` writes,
+    reading in batches instead of one token a pass.
+
+    Where both whole distributions are at hand (a mentor in process with the
+    student's tokenizer) c is found over the whole vocabulary: it can be a
+    third token that neither model put first. Elsewhere (a served mentor, or
+    positions matched through the text) c is the mentor's first choice and
+    p_s(c) counts as 0 where it is not known, which can only make it fire
+    less. It cannot be gated on the student's score alone: a mentor sure
+    enough outvotes a sure student."""
 
     def score(self, position: Position) -> float:
         if position.agree:
-            return -math.inf
+            return -math.inf  # the mentor's first choice is the student's token: nothing to fetch
+        mixed = _mixture(position)
+        if mixed is not None:
+            return _runner_up(mixed, position.student_token)[1] - float(mixed[position.student_token])
         mentor_choice = np.logaddexp(position.student_mentor_logprob, position.mentor_top_logprob)
         student_choice = np.logaddexp(position.student.logprob, position.mentor_student_logprob)
         return float(mentor_choice - student_choice)
 
     def may_fire(self, student: TokenScore) -> bool:
         return True
+
+    def choice(self, position: Position) -> int | None:
+        mixed = _mixture(position)
+        return None if mixed is None else _runner_up(mixed, position.student_token)[0]
+
+
+def _mixture(position: Position) -> np.ndarray | None:
+    """log(p_s + p_m) over the whole vocabulary, where both rows are known."""
+    if position.student_logits is None or position.mentor_logprobs is None:
+        return None
+    return np.logaddexp(log_softmax(position.student_logits), position.mentor_logprobs)
+
+
+def _runner_up(mixed: np.ndarray, student_token: int) -> tuple[int, float]:
+    """The mixture's best token other than the student's, and its value."""
+    student_value = mixed[student_token]
+    mixed[student_token] = -np.inf
+    best = int(np.argmax(mixed))
+    value = float(mixed[best])
+    mixed[student_token] = student_value
+    return best, value
 
 
 class LearnedTrigger:
@@ -126,6 +167,9 @@ class LearnedTrigger:
 
     def may_fire(self, student: TokenScore) -> bool:
         return True  # the model reads both sides
+
+    def choice(self, position: Position) -> int | None:
+        return None
 
     def score(self, position: Position) -> float:
         if position.agree:

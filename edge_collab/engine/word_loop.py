@@ -40,7 +40,7 @@ from edge_collab.engine.run import Run
 from edge_collab.engine.sampling import TokenChooser
 from edge_collab.engine.stats import GenerationStats
 from edge_collab.engine.trigger import trigger_for
-from edge_collab.engine.writer import ModelWriter, Written
+from edge_collab.engine.writer import RECENT_LOGITS, ModelWriter, Written
 from edge_collab.errors import ContextOverflowError
 from edge_collab.verifiers.base import Verdict, is_graded, needs_scores
 
@@ -132,7 +132,11 @@ class WordLoop:
         record_scores = needs_scores(self.run.verifier)
         auditing = settings.probe_policy == "audit" and self.consults is not None
         chooser = TokenChooser(settings.temperature, self._rngs["writer"])
-        writer = ModelWriter(self.backend, chooser, record_scores or auditing)  # a trigger reads the student's scores
+        # A trigger reads the student's scores; the average rule its whole
+        # distributions too, at every token of a batch and of what is written
+        # ahead of it.
+        keep_logits = max(RECENT_LOGITS, 2 * settings.audit_tokens + 16) if auditing else RECENT_LOGITS
+        writer = ModelWriter(self.backend, chooser, record_scores or auditing, keep_logits)
         self._policy = self._probe_policy()
         self._trigger = trigger_for(settings)
         may_probe = settings.probe_rate > 0 or settings.probe_policy != "random" or self.run.budget is not None

@@ -13,7 +13,7 @@ import numpy as np
 from edge_collab.backends.base import ModelBackend
 from edge_collab.engine.sampling import TokenChooser, TokenScore, log_softmax, score_token
 
-_RECENT_LOGITS = 64  # enough for a word step plus a lookahead segment
+RECENT_LOGITS = 64  # enough for a word step plus a lookahead segment
 
 
 def ends_sentence(piece: bytes) -> bool:
@@ -35,7 +35,9 @@ class ModelWriter:
     starts a new word, and that same token then opens the next step.
     """
 
-    def __init__(self, backend: ModelBackend, chooser: TokenChooser, record_scores: bool = False):
+    def __init__(
+        self, backend: ModelBackend, chooser: TokenChooser, record_scores: bool = False, keep_logits: int = RECENT_LOGITS
+    ):
         self.backend = backend
         self.chooser = chooser
         self.decoded_tokens = 0
@@ -45,6 +47,7 @@ class ModelWriter:
         # a verifier needs them (costs a softmax per token).
         self.scores: dict[int, TokenScore] | None = {} if record_scores else None
         self.recent_logits: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._keep_logits = keep_logits
 
     def checkpoint(self) -> tuple[Mapping[str, Any], int | None]:
         """Where the writer stands before it writes ahead: its random state and
@@ -91,7 +94,7 @@ class ModelWriter:
             logits = self.backend.next_logits()
             self.scores[len(self.backend)] = score_token(logits, token)
             self.recent_logits[len(self.backend)] = logits.copy()
-            while len(self.recent_logits) > _RECENT_LOGITS:
+            while len(self.recent_logits) > self._keep_logits:
                 self.recent_logits.popitem(last=False)
         self.backend.append([token])
         self.decoded_tokens += 1

@@ -321,9 +321,11 @@ class RemoteLink:
         self.audit_unmatched += sum(view is None for view in views)
         return Audit(start, tokens, views)
 
-    def split_at(self, audit: Audit, index: int) -> None:
+    def split_at(self, audit: Audit, index: int, first_token: int | None = None) -> None:
         """The mentor's segment starts at tokens[index] of `audit`: asked for now,
-        as a streamed completion from the answer's text up to there."""
+        as a streamed completion from the answer's text up to there. The server
+        writes its own first token (no trigger names one for a served mentor:
+        its views hold no whole distribution, engine/trigger.py)."""
         self._split = audit.start + index
         self._segment = None
 

@@ -10,7 +10,7 @@ verifier file; a verifier trained on other features is refused.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -116,6 +116,11 @@ class Position:
     # is not known (its distribution there is no longer kept, or the choice has
     # no student id). Not a feature: the average rule's trigger reads it.
     student_mentor_logprob: float = -math.inf
+    # Both models' whole distributions there (the student's logits, the
+    # mentor's log-probabilities in the student's ids) where both are in process
+    # with one tokenizer, else None. Not features: the average rule mixes them.
+    student_logits: np.ndarray | None = field(default=None, compare=False, repr=False)
+    mentor_logprobs: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def agree(self) -> bool:
@@ -148,6 +153,9 @@ class MentorView:
     student_logprob: float  # its log-probability of the student's token
     entropy: float
     margin: float
+    # The whole row of log-probabilities, where it is in the student's ids (a
+    # mentor in process sharing the student's tokenizer); else None.
+    logprobs: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def mentor_view(mentor_row: np.ndarray, student_token: int) -> MentorView:
@@ -162,11 +170,17 @@ def mentor_view(mentor_row: np.ndarray, student_token: int) -> MentorView:
         student_logprob=float(logprobs[student_token]),
         entropy=float(-(probabilities * logprobs).sum()),
         margin=float(top_two[1] - top_two[0]),
+        logprobs=logprobs,
     )
 
 
 def position_of(
-    index: int, student_token: int, student: TokenScore, view: MentorView, student_mentor_logprob: float = -math.inf
+    index: int,
+    student_token: int,
+    student: TokenScore,
+    view: MentorView,
+    student_mentor_logprob: float = -math.inf,
+    student_logits: np.ndarray | None = None,
 ) -> Position:
     return Position(
         index=index,
@@ -178,4 +192,6 @@ def position_of(
         mentor_entropy=view.entropy,
         mentor_margin=view.margin,
         student_mentor_logprob=student_mentor_logprob,
+        student_logits=student_logits if view.logprobs is not None else None,
+        mentor_logprobs=view.logprobs,
     )
