@@ -36,7 +36,11 @@ class ModelWriter:
     """
 
     def __init__(
-        self, backend: ModelBackend, chooser: TokenChooser, record_scores: bool = False, keep_logits: int = RECENT_LOGITS
+        self,
+        backend: ModelBackend,
+        chooser: TokenChooser,
+        record_scores: bool = False,
+        keep_logits: int = RECENT_LOGITS,
     ):
         self.backend = backend
         self.chooser = chooser
