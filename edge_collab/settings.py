@@ -227,7 +227,8 @@ class GenerationSettings:
         "mentor-prefers",
         "audit: where to fetch a mentor segment. mentor-prefers: where the mentor prefers its own token to the "
         "student's by more than the trigger threshold (nats); cosd: CoSD's rule (cosd alpha, cosd beta); "
-        "average: where the two distributions mixed 50/50 prefer the mentor's first choice to the student's token; "
+        "average: where the two distributions mixed 50/50 prefer another token to the student's, which the "
+        "segment starts with; "
         "learned: a small model trained on where the mentor's segment helped (the file shipped for the default "
         "pair, or EDGE_COLLAB_TRIGGER_FILE).",
         choices=TRIGGERS,
