@@ -192,7 +192,7 @@ class Consultation:
                 continue
             at = offset + audit.start + index
             student_view = -math.inf if view.token == token else self.writer.logprob_at(at, view.token)
-            student_logits = self.writer.recent_logits.get(at) if view.logprobs is not None else None
+            student_logits = self.writer.recent_logits.get(at)
             position = position_of(audit.start + index, token, scores[at], view, student_view, student_logits)
             if trigger.score(position) > -pressure:
                 if on_fire is not None:

@@ -134,8 +134,9 @@ class WordLoop:
         chooser = TokenChooser(settings.temperature, self._rngs["writer"])
         # A trigger reads the student's scores; the average rule its whole
         # distributions too, at every token of a batch and of what is written
-        # ahead of it.
-        keep_logits = max(RECENT_LOGITS, 2 * settings.audit_tokens + 16) if auditing else RECENT_LOGITS
+        # ahead of it (other triggers need no more than a verifier does).
+        mixes = auditing and settings.trigger == "average"
+        keep_logits = max(RECENT_LOGITS, 2 * settings.audit_tokens + 16) if mixes else RECENT_LOGITS
         writer = ModelWriter(self.backend, chooser, record_scores or auditing, keep_logits)
         self._policy = self._probe_policy()
         self._trigger = trigger_for(settings)
