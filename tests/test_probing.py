@@ -182,3 +182,5 @@ def test_the_average_rule_over_whole_distributions_finds_a_third_token():
     sure = np.log([0.05, 0.8, 0.05, 0.1])
     kept = replace(_position(0.8, 0.4, 0.1, 0.05), student_logits=sure, mentor_logprobs=mentor)
     assert rule.score(kept) == pytest.approx(math.log(0.45 / 0.9)) and rule.choice(kept) == 2
+    # The choice is the same whether or not `score` just saw that position.
+    assert rule.choice(seen_whole) == 3 and AverageRule().choice(kept) == 2

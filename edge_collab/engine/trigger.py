@@ -105,12 +105,20 @@ class AverageRule:
     less. It cannot be gated on the student's score alone: a mentor sure
     enough outvotes a sure student."""
 
+    def __init__(self) -> None:
+        # The last position scored and the mixture's choice there: `choice`
+        # asks about the position `score` just fired at, and the mixture
+        # costs a pass over the whole vocabulary.
+        self._scored: tuple[Position, int] | None = None
+
     def score(self, position: Position) -> float:
         if position.agree:
             return -math.inf  # the mentor's first choice is the student's token: nothing to fetch
         mixed = _mixture(position)
         if mixed is not None:
-            return _runner_up(mixed, position.student_token)[1] - float(mixed[position.student_token])
+            best, value = _runner_up(mixed, position.student_token)
+            self._scored = (position, best)
+            return value - float(mixed[position.student_token])
         mentor_choice = np.logaddexp(position.student_mentor_logprob, position.mentor_top_logprob)
         student_choice = np.logaddexp(position.student.logprob, position.mentor_student_logprob)
         return float(mentor_choice - student_choice)
@@ -119,6 +127,8 @@ class AverageRule:
         return True
 
     def choice(self, position: Position) -> int | None:
+        if self._scored is not None and self._scored[0] is position:
+            return self._scored[1]
         mixed = _mixture(position)
         return None if mixed is None else _runner_up(mixed, position.student_token)[0]
 
